@@ -1,0 +1,92 @@
+import { Global, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig, loadConfigOrExit } from '../../../libs/config/src/index.js';
+import { buildDataSourceOptions } from '../../../libs/database/src/index.js';
+import { apiMetrics, createLogger, createRegistry, type Logger } from '../../../libs/observability/src/index.js';
+import { createProducerConnection, redisKeys } from '../../../libs/queue/src/index.js';
+import { API_METRICS, LOGGER, METRICS_REGISTRY, PRODUCER_REDIS } from './api.tokens.js';
+import { HealthController } from './health/health.controller.js';
+import { AllExceptionsFilter } from './http/all-exceptions.filter.js';
+import { BacklogMonitor } from './intake/backlog.monitor.js';
+import { SubmissionCoalescer } from './intake/coalescer.js';
+import { IntakeQueue } from './intake/intake-queue.js';
+import { StoredNotices } from './intake/stored-notices.js';
+import { MetersController } from './meters/meters.controller.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { ReadingStatusService } from './readings/reading-status.service.js';
+import { ReadingsController } from './readings/readings.controller.js';
+import { ReadingsService } from './readings/readings.service.js';
+import { ClientThrottlerGuard } from './throttling/client-throttler.guard.js';
+import { RedisThrottlerStorage } from './throttling/redis-throttler.storage.js';
+
+export const config = loadConfigOrExit();
+export const logger = createLogger('api', config.log.level);
+const registry = createRegistry('api');
+export const metrics = apiMetrics(registry);
+
+/** Process-wide singletons: config, logging, metrics and the one producer Redis connection. */
+@Global()
+@Module({
+  providers: [
+    { provide: APP_CONFIG, useValue: config },
+    { provide: LOGGER, useValue: logger },
+    { provide: METRICS_REGISTRY, useValue: registry },
+    { provide: API_METRICS, useValue: metrics },
+    {
+      provide: PRODUCER_REDIS,
+      useFactory: (c: AppConfig, log: Logger): Redis => {
+        const redis = createProducerConnection({ url: c.redis.url, commandTimeoutMs: c.redis.commandTimeoutMs, name: `api-producer-${c.http.replicaName}` });
+        let down = false;
+        redis.on('error', (err) => {
+          if (!down) log.warn({ err: err.message }, 'redis unreachable; answering 503 until it is back');
+          down = true;
+        });
+        redis.on('ready', () => {
+          if (down) log.info('redis reachable again');
+          down = false;
+        });
+        return redis;
+      },
+      inject: [APP_CONFIG, LOGGER],
+    },
+  ],
+  exports: [APP_CONFIG, LOGGER, METRICS_REGISTRY, API_METRICS, PRODUCER_REDIS],
+})
+class CoreModule {}
+
+@Module({
+  imports: [
+    CoreModule,
+    TypeOrmModule.forRootAsync({
+      useFactory: () => ({
+        ...buildDataSourceOptions(config.db, `meter-intake-${config.http.replicaName}`, (err: unknown) => logger.warn({ err: String(err) }, 'database pool error')),
+        // The API must come up and answer 202s even while the database is down: the queue absorbs.
+        retryAttempts: 0,
+      }),
+    }),
+    ThrottlerModule.forRootAsync({
+      inject: [APP_CONFIG, PRODUCER_REDIS],
+      useFactory: (c: AppConfig, redis: Redis) => ({
+        throttlers: [{ name: 'client', ttl: c.rateLimit.windowMs, limit: c.rateLimit.limit }],
+        storage: new RedisThrottlerStorage(redis, redisKeys(c.redis.keyPrefix).rateLimit),
+      }),
+    }),
+    TerminusModule.forRoot({ errorLogStyle: 'json', gracefulShutdownTimeoutMs: 0 }),
+  ],
+  controllers: [ReadingsController, MetersController, HealthController, MetricsController],
+  providers: [
+    IntakeQueue,
+    SubmissionCoalescer,
+    StoredNotices,
+    BacklogMonitor,
+    ReadingsService,
+    ReadingStatusService,
+    { provide: APP_GUARD, useClass: ClientThrottlerGuard },
+    { provide: APP_FILTER, useClass: AllExceptionsFilter },
+  ],
+})
+export class AppModule {}

@@ -1,0 +1,67 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
+import { SkipThrottle } from '@nestjs/throttler';
+import type { Redis } from 'ioredis';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
+import { PRODUCER_REDIS } from '../api.tokens.js';
+import { BacklogMonitor } from '../intake/backlog.monitor.js';
+
+const CHECK_TIMEOUT_MS = 1_000;
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS).unref()),
+  ]);
+}
+
+@SkipThrottle()
+@Controller('health')
+export class HealthController {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(PRODUCER_REDIS) private readonly redis: Redis,
+    private readonly dataSource: DataSource,
+    private readonly backlog: BacklogMonitor,
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+  ) {}
+
+  /** The process is up and its event loop turns; nothing external, so a Redis outage never restarts replicas. */
+  @Get('live')
+  live() {
+    return { status: 'ok' };
+  }
+
+  /** Whether this replica should get traffic: Redis and the database answer, and the backlog is below the shedding mark. */
+  @Get('ready')
+  @HealthCheck()
+  ready() {
+    return this.health.check([
+      async () => {
+        const check = this.indicators.check('redis');
+        try {
+          await withTimeout(this.redis.ping(), 'redis');
+          return check.up();
+        } catch (err) {
+          return check.down({ message: err instanceof Error ? err.message : String(err) });
+        }
+      },
+      async () => {
+        const check = this.indicators.check('database');
+        try {
+          await withTimeout(this.dataSource.query('SELECT 1'), 'database');
+          return check.up({ backend: this.config.db.backend });
+        } catch (err) {
+          return check.down({ backend: this.config.db.backend, message: err instanceof Error ? err.message : String(err) });
+        }
+      },
+      () => {
+        const check = this.indicators.check('backlog');
+        const data = { jobs: this.backlog.jobs, highWater: this.config.intake.highWaterJobs, polledMsAgo: this.backlog.ageMs };
+        return this.backlog.overHighWater ? check.down(data) : check.up(data);
+      },
+    ]);
+  }
+}

@@ -1,0 +1,47 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common';
+import { ThrottlerException } from '@nestjs/throttler';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../../../../libs/observability/src/index.js';
+import { LOGGER } from '../api.tokens.js';
+import { ApiError, CODE_FOR_STATUS, errorBody, type ErrorBody } from './api-error.js';
+
+function isErrorBody(value: unknown): value is ErrorBody {
+  return typeof value === 'object' && value !== null && 'error' in value && typeof (value as ErrorBody).error?.code === 'string';
+}
+
+function bodyErrorCode(status: number, message: string): string {
+  if (status === 400 && message.includes('JSON')) return 'invalid_json';
+  return CODE_FOR_STATUS[status] ?? 'error';
+}
+
+/** Every error leaves as the JSON error shape; an unexpected one is logged and never shows a stack. */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  constructor(@Inject(LOGGER) private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const ctx = host.switchToHttp();
+    const reply = ctx.getResponse<FastifyReply>();
+    const request = ctx.getRequest<FastifyRequest>();
+    let status = 500;
+    let body: ErrorBody;
+    if (exception instanceof ThrottlerException) {
+      status = 429;
+      body = errorBody('rate_limited', 'too many requests from this client; retry after the Retry-After interval');
+    } else if (exception instanceof HttpException) {
+      status = exception.getStatus();
+      const response = exception.getResponse();
+      // Errors raised below the controllers (body parsing, content type, unknown route) concern the request as a whole.
+      body = isErrorBody(response)
+        ? response
+        : errorBody(bodyErrorCode(status, exception.message), exception.message, status === 404 ? [] : [{ path: '$', message: exception.message }]);
+      if (exception instanceof ApiError) {
+        for (const [name, value] of Object.entries(exception.headers)) void reply.header(name, value);
+      }
+    } else {
+      this.logger.error({ requestId: request.id, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) }, 'unhandled error');
+      body = errorBody('internal', 'internal error; the request id identifies it in the logs');
+    }
+    void reply.status(status).send(body);
+  }
+}

@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { AppConfig } from '../../../../libs/config/src/index.js';
+import type { ApiMetrics, Logger } from '../../../../libs/observability/src/index.js';
+
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** Keeps the caller's X-Request-Id (from nginx or the client) when sane, so one reading can be traced end to end. */
+export function requestIdFrom(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && REQUEST_ID.test(value) ? value : randomUUID();
+}
+
+export function fastifyOptions(config: AppConfig) {
+  return {
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => requestIdFrom(req.headers['x-request-id']),
+    requestIdHeader: false as const,
+    onProtoPoisoning: 'error' as const,
+    onConstructorPoisoning: 'error' as const,
+    return503OnClosing: true,
+    logger: false,
+    keepAliveTimeout: 65_000,
+  };
+}
+
+/**
+ * Fastify-level behaviour that sits below NestJS: JSON is the only body type (anything else is
+ * 415 before a handler runs; parse errors reach AllExceptionsFilter as HttpExceptions), and
+ * every response is counted, timed and logged with its request id.
+ */
+export function configureFastify(app: FastifyInstance, config: AppConfig, metrics: ApiMetrics, logger: Logger): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.http.bodyLimitBytes }, app.getDefaultJsonParser('error', 'error'));
+
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    if (config.http.replicaName) void reply.header('x-served-by', config.http.replicaName);
+    done();
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { route, method: request.method, status: String(reply.statusCode) };
+    const seconds = reply.elapsedTime / 1000;
+    metrics.requests.inc(labels);
+    metrics.requestDuration.observe(labels, seconds);
+    if (config.log.requests) {
+      logger.info({ requestId: request.id, method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, client: request.ip }, 'request');
+    }
+    done();
+  });
+}

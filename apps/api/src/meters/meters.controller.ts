@@ -1,0 +1,108 @@
+import { Controller, Get, Inject, Param, Query, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
+import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialect, type StoredReadingView } from '../../../../libs/database/src/index.js';
+import type { Logger } from '../../../../libs/observability/src/index.js';
+import { billingPeriod, isBillingPeriod } from '../../../../libs/readings/src/index.js';
+import { LOGGER } from '../api.tokens.js';
+import { ApiError } from '../http/api-error.js';
+
+const METER_ID = /^[A-Za-z0-9_-]{1,32}$/;
+const MAX_PERIODS = 120;
+
+function monthsBetween(from: string, to: string): number {
+  const [fy, fm] = from.split('-').map(Number) as [number, number];
+  const [ty, tm] = to.split('-').map(Number) as [number, number];
+  return (ty - fy) * 12 + (tm - fm);
+}
+
+function shiftMonths(period: string, delta: number): string {
+  const [y, m] = period.split('-').map(Number) as [number, number];
+  const d = new Date(Date.UTC(y, m - 1 + delta, 1));
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+}
+
+interface PeriodView {
+  period: string;
+  effective: StoredReadingView;
+  submissions?: StoredReadingView[];
+}
+
+/**
+ * A meter's readings per billing period. Served from the read replica (which may lag the
+ * primary by a little) unless the caller asks for consistency=strong.
+ */
+@Controller('v1/meters')
+export class MetersController {
+  private readonly dialect: SqlDialect;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    private readonly dataSource: DataSource,
+  ) {
+    this.dialect = dialectFor(config.db.backend);
+  }
+
+  private async query(strong: boolean, text: string, values: unknown[]): Promise<{ rows: ReadingRow[]; readFrom: 'primary' | 'replica' }> {
+    const useReplica = !strong && Boolean(this.config.db.replicaUrl);
+    const run = async (mode: 'master' | 'slave') => {
+      const runner = this.dataSource.createQueryRunner(mode);
+      try {
+        return (await runner.query(text, values)) as ReadingRow[];
+      } finally {
+        await runner.release();
+      }
+    };
+    if (useReplica) {
+      try {
+        return { rows: await run('slave'), readFrom: 'replica' };
+      } catch (err) {
+        if (classifyDbError(err) !== 'transient') throw err;
+        // The replica is down or restarting: the primary can answer, only more expensively.
+        this.logger.warn({ err: String(err) }, 'read replica unavailable, reading from the primary');
+      }
+    }
+    return { rows: await run('master'), readFrom: 'primary' };
+  }
+
+  @Get(':meterId/readings')
+  async history(
+    @Param('meterId') meterId: string,
+    @Query() query: Record<string, string | undefined>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const errors: { path: string; message: string }[] = [];
+    if (!METER_ID.test(meterId)) errors.push({ path: 'meterId', message: 'must be 1-32 characters of A-Z, a-z, 0-9, _ or -' });
+    for (const key of Object.keys(query)) {
+      if (!['from', 'to', 'history', 'consistency'].includes(key)) errors.push({ path: key, message: 'unknown query parameter' });
+    }
+    const to = query.to ?? billingPeriod(Date.now(), this.config.intake.timeZone);
+    const from = query.from ?? shiftMonths(to, -11);
+    if (!isBillingPeriod(from)) errors.push({ path: 'from', message: 'must be a month, YYYY-MM' });
+    if (!isBillingPeriod(to)) errors.push({ path: 'to', message: 'must be a month, YYYY-MM' });
+    if (isBillingPeriod(from) && isBillingPeriod(to)) {
+      const span = monthsBetween(from, to);
+      if (span < 0) errors.push({ path: 'from', message: 'must not be after to' });
+      else if (span >= MAX_PERIODS) errors.push({ path: 'to', message: `at most ${MAX_PERIODS} months per request` });
+    }
+    if (query.history !== undefined && !['true', 'false'].includes(query.history)) errors.push({ path: 'history', message: 'must be true or false' });
+    if (query.consistency !== undefined && !['eventual', 'strong'].includes(query.consistency)) errors.push({ path: 'consistency', message: 'must be eventual or strong' });
+    if (errors.length) throw new ApiError(400, 'bad_request', 'invalid query', errors);
+
+    const history = query.history === 'true';
+    const strong = query.consistency === 'strong';
+    const statement = this.dialect.meterReadings(meterId, from, to, history);
+    const { rows, readFrom } = await this.query(strong, statement.text, statement.values);
+    const periods: PeriodView[] = [];
+    for (const row of rows) {
+      const view = rowToView(row);
+      const last = periods[periods.length - 1];
+      if (last?.period === row.period) last.submissions?.push(view);
+      else periods.push(history ? { period: row.period, effective: view, submissions: [view] } : { period: row.period, effective: view });
+    }
+    void reply.header('x-read-from', readFrom);
+    return { meterId, from, to, consistency: strong ? 'strong' : 'eventual', readFrom, periods };
+  }
+}

@@ -1,0 +1,22 @@
+import type { FieldError, ReadingFlag, ValidReading } from '../../../../../libs/readings/src/index.js';
+
+export interface SubmitContext {
+  idempotencyKey?: string;
+  apiKey?: string;
+  requestId?: string;
+  wait: boolean;
+}
+
+export interface ReadingAccepted {
+  id: string;
+  status: 'queued';
+}
+
+export type ReadingStoredNow =
+  | (ValidReading & { id: string; status: 'stored'; period: string; flags: ReadingFlag[]; storedAt?: string })
+  | { id: string; status: 'failed'; reason: string };
+
+export interface BatchResult {
+  accepted: { index: number; id: string }[];
+  rejected: { index: number; errors: FieldError[] }[];
+}

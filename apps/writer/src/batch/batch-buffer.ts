@@ -1,0 +1,143 @@
+import type { QueuedReading } from '../../../../libs/readings/src/index.js';
+import type { WriteOutcome } from './batch-writer.js';
+
+interface Entry {
+  readings: readonly QueuedReading[];
+  /** Readings of this entry not yet handed to a flush. */
+  next: number;
+  /** Readings of this entry not yet committed. */
+  outstanding: number;
+  outcome: WriteOutcome;
+  failed: boolean;
+  resolve: (outcome: WriteOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface BatchBufferOptions {
+  batchSize: number;
+  lingerMs: number;
+  flushConcurrency: number;
+}
+
+export type FlushFn = (readings: QueuedReading[]) => Promise<WriteOutcome>;
+
+/**
+ * Gathers the readings of many queue jobs into database batches: a flush starts when
+ * `batchSize` readings wait or `lingerMs` after the first one arrived. Each job's promise
+ * settles only when every one of its readings is committed, so a job is completed in the
+ * queue only after COMMIT.
+ */
+export class BatchBuffer {
+  private readonly entries: Entry[] = [];
+  private waiting = 0;
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly options: BatchBufferOptions,
+    private readonly flush: FlushFn,
+  ) {}
+
+  add(readings: readonly QueuedReading[]): Promise<WriteOutcome> {
+    if (readings.length === 0) return Promise.resolve({ stored: [], failed: [], collapsed: 0 });
+    return new Promise<WriteOutcome>((resolve, reject) => {
+      this.entries.push({
+        readings,
+        next: 0,
+        outstanding: readings.length,
+        outcome: { stored: [], failed: [], collapsed: 0 },
+        failed: false,
+        resolve,
+        reject,
+      });
+      this.waiting += readings.length;
+      this.schedule();
+    });
+  }
+
+  get pendingReadings(): number {
+    return this.waiting;
+  }
+
+  /** Resolves once nothing is waiting or being written. */
+  whenIdle(): Promise<void> {
+    if (this.waiting === 0 && this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.waiting >= this.options.batchSize) {
+      this.flushNow();
+    } else if (this.waiting > 0 && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flushNow();
+      }, this.options.lingerMs);
+    }
+  }
+
+  private flushNow(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    while (this.inFlight < this.options.flushConcurrency && this.waiting > 0) {
+      this.startFlush(this.take());
+    }
+  }
+
+  private take(): { entry: Entry; from: number; to: number }[] {
+    const parts: { entry: Entry; from: number; to: number }[] = [];
+    let room = this.options.batchSize;
+    while (room > 0 && this.entries.length > 0) {
+      const entry = this.entries[0]!;
+      const count = Math.min(room, entry.readings.length - entry.next);
+      parts.push({ entry, from: entry.next, to: entry.next + count });
+      entry.next += count;
+      room -= count;
+      this.waiting -= count;
+      if (entry.next === entry.readings.length) this.entries.shift();
+    }
+    return parts;
+  }
+
+  private startFlush(parts: { entry: Entry; from: number; to: number }[]): void {
+    this.inFlight++;
+    const readings = parts.flatMap((p) => p.entry.readings.slice(p.from, p.to));
+    this.flush(readings)
+      .then((outcome) => {
+        const stored = new Map(outcome.stored.map((s) => [s.id, s]));
+        const failed = new Map(outcome.failed.map((f) => [f.id, f]));
+        for (const { entry, from, to } of parts) {
+          for (let i = from; i < to; i++) {
+            const id = entry.readings[i]!.id;
+            const s = stored.get(id);
+            const f = failed.get(id);
+            if (s) entry.outcome.stored.push(s);
+            else if (f) entry.outcome.failed.push(f);
+            else entry.outcome.collapsed++;
+          }
+          entry.outstanding -= to - from;
+          if (entry.outstanding === 0 && !entry.failed) entry.resolve(entry.outcome);
+        }
+      })
+      .catch((err: unknown) => {
+        for (const { entry } of parts) {
+          if (!entry.failed) {
+            entry.failed = true;
+            entry.reject(err);
+          }
+        }
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.schedule();
+        if (this.waiting === 0 && this.inFlight === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          waiters.forEach((w) => w());
+        }
+      });
+  }
+}

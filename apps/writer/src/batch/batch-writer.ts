@@ -1,0 +1,188 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource, QueryRunner } from 'typeorm';
+import {
+  classifyDbError,
+  errorCode,
+  errorMessage,
+  rowToValues,
+  type RowToStore,
+  type SqlDialect,
+} from '../../../../libs/database/src/index.js';
+import type { Logger, WriterMetrics } from '../../../../libs/observability/src/index.js';
+import { collapseById, computeFlags, type PreviousReading, type QueuedReading, type ReadingFlag } from '../../../../libs/readings/src/index.js';
+
+export interface StoredOutcome {
+  id: string;
+  flags: ReadingFlag[];
+  /** Set when this write inserted the row; absent when it was already stored (a redelivery or resend). */
+  storedAt?: string;
+}
+
+export interface FailedOutcome {
+  id: string;
+  reason: string;
+}
+
+export interface WriteOutcome {
+  stored: StoredOutcome[];
+  failed: FailedOutcome[];
+  /** Readings repeated inside the batch, collapsed before the statement. */
+  collapsed: number;
+}
+
+export interface BatchWriterOptions {
+  spikeKwhPerDay: number;
+  /** How long transient errors are retried in-process before the batch fails back to the queue. */
+  retryMaxMs: number;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+}
+
+/**
+ * Writes a batch of readings in one transaction with one multi-row insert. The reading id is
+ * the primary key and conflicts are ignored, so writing the same batch twice (a redelivered
+ * job) stores nothing new. A row the database rejects is isolated and recorded in
+ * failed_readings; the rest of the batch commits.
+ */
+export class BatchWriter {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly dialect: SqlDialect,
+    private readonly options: BatchWriterOptions,
+    private readonly logger: Logger,
+    private readonly metrics?: WriterMetrics,
+  ) {}
+
+  async write(readings: readonly QueuedReading[]): Promise<WriteOutcome> {
+    const { unique, duplicates } = collapseById(readings);
+    const started = performance.now();
+    const deadline = Date.now() + this.options.retryMaxMs;
+    let delay = this.options.retryBaseMs ?? 100;
+    const cap = this.options.retryCapMs ?? 5_000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcome = await this.writeOnce(unique);
+        outcome.collapsed = duplicates;
+        this.metrics?.batchSize.observe(unique.length);
+        this.metrics?.writeDuration.observe((performance.now() - started) / 1000);
+        return outcome;
+      } catch (err) {
+        const kind = classifyDbError(err);
+        if (kind !== 'transient' || Date.now() + delay > deadline) {
+          this.metrics?.failures.inc({ kind: 'batch' });
+          throw err;
+        }
+        this.metrics?.failures.inc({ kind: 'transient' });
+        this.logger.warn({ attempt, delayMs: delay, code: errorCode(err), err: errorMessage(err), readings: unique.length }, 'transient database error, retrying batch');
+        await sleep(delay);
+        delay = Math.min(delay * 2, cap);
+      }
+    }
+  }
+
+  private async writeOnce(rows: readonly QueuedReading[]): Promise<WriteOutcome> {
+    const runner = this.dataSource.createQueryRunner('master');
+    try {
+      await runner.connect();
+      await runner.startTransaction();
+      const toStore = await this.withFlags(runner, rows);
+      let outcome: WriteOutcome;
+      try {
+        const statement = this.dialect.insertReadings(toStore);
+        const inserted = (await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[];
+        outcome = this.outcomeOf(toStore, inserted, []);
+      } catch (err) {
+        if (classifyDbError(err) !== 'data') throw err;
+        await runner.rollbackTransaction();
+        this.logger.warn({ code: errorCode(err), err: errorMessage(err), readings: rows.length }, 'batch rejected by the database, isolating bad readings');
+        await runner.startTransaction();
+        outcome = await this.isolate(runner, toStore);
+      }
+      await runner.commitTransaction();
+      this.metrics?.rowsWritten.inc(outcome.stored.filter((s) => s.storedAt).length);
+      this.metrics?.duplicatesSkipped.inc(outcome.stored.filter((s) => !s.storedAt).length);
+      if (outcome.failed.length) this.metrics?.readingsFailed.inc(outcome.failed.length);
+      return outcome;
+    } catch (err) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      throw err;
+    } finally {
+      await runner.release().catch(() => undefined);
+    }
+  }
+
+  /** One query for the whole batch: each meter's latest stored reading of an earlier period. */
+  private async withFlags(runner: QueryRunner, rows: readonly QueuedReading[]): Promise<RowToStore[]> {
+    const pairs = new Map<string, { meterId: string; period: string }>();
+    for (const r of rows) pairs.set(`${r.meterId}\u0000${r.period}`, { meterId: r.meterId, period: r.period });
+    const previous = new Map<string, PreviousReading>();
+    if (pairs.size > 0) {
+      const statement = this.dialect.previousReadings([...pairs.values()]);
+      const found = (await runner.query(statement.text, statement.values)) as {
+        meter_id: string;
+        period: string;
+        t1: string;
+        t2: string | null;
+        t3: string | null;
+        read_at: Date;
+      }[];
+      for (const p of found) previous.set(`${p.meter_id}\u0000${p.period}`, { values: rowToValues(p), readAt: p.read_at.toISOString() });
+    }
+    return rows.map((reading) => ({
+      reading,
+      flags: computeFlags(reading.values, reading.readAt, previous.get(`${reading.meterId}\u0000${reading.period}`), this.options.spikeKwhPerDay),
+    }));
+  }
+
+  /** Row by row under savepoints: only reached when the database refused the batch for its data. */
+  private async isolate(runner: QueryRunner, rows: readonly RowToStore[]): Promise<WriteOutcome> {
+    const inserted: { id: string; stored_at: Date }[] = [];
+    const failures: { row: RowToStore; reason: string; sqlstate: string | null }[] = [];
+    for (const row of rows) {
+      await runner.query('SAVEPOINT one_reading');
+      try {
+        const statement = this.dialect.insertReadings([row]);
+        inserted.push(...((await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[]));
+        await runner.query('RELEASE SAVEPOINT one_reading');
+      } catch (err) {
+        if (classifyDbError(err) !== 'data') throw err;
+        await runner.query('ROLLBACK TO SAVEPOINT one_reading');
+        failures.push({ row, reason: errorMessage(err), sqlstate: errorCode(err) ?? null });
+      }
+    }
+    if (failures.length) {
+      this.metrics?.failures.inc({ kind: 'poison' }, failures.length);
+      for (const f of failures) {
+        this.logger.error({ readingId: f.row.reading.id, requestId: f.row.reading.requestId, sqlstate: f.sqlstate, reason: f.reason }, 'reading isolated as failed');
+      }
+      const statement = this.dialect.insertFailed(
+        failures.map((f) => ({
+          id: f.row.reading.id,
+          // The raw payload may hold what the database refused (a NUL byte): keep it escaped.
+          meterId: JSON.stringify(f.row.reading.meterId).slice(1, -1),
+          payload: JSON.stringify(f.row.reading),
+          reason: f.reason,
+          sqlstate: f.sqlstate,
+        })),
+      );
+      await runner.query(statement.text, statement.values);
+    }
+    return this.outcomeOf(
+      rows.filter((r) => !failures.some((f) => f.row === r)),
+      inserted,
+      failures.map((f) => ({ id: f.row.reading.id, reason: f.reason })),
+    );
+  }
+
+  private outcomeOf(rows: readonly RowToStore[], inserted: { id: string; stored_at: Date }[], failed: FailedOutcome[]): WriteOutcome {
+    const storedAt = new Map(inserted.map((r) => [r.id, r.stored_at.toISOString()]));
+    return {
+      stored: rows.map((r) => {
+        const at = storedAt.get(r.reading.id);
+        return at ? { id: r.reading.id, flags: r.flags, storedAt: at } : { id: r.reading.id, flags: r.flags };
+      }),
+      failed,
+      collapsed: 0,
+    };
+  }
+}

@@ -1,0 +1,200 @@
+import { assertTimeZone } from '../../readings/src/index.js';
+
+export type DbBackend = 'postgres' | 'cockroach';
+
+export interface AppConfig {
+  http: { host: string; port: number; bodyLimitBytes: number; trustProxy: boolean; replicaName: string };
+  redis: { url: string; commandTimeoutMs: number; keyPrefix: string };
+  db: {
+    backend: DbBackend;
+    url: string;
+    replicaUrl?: string;
+    poolSize: number;
+    statementTimeoutMs: number;
+    connectTimeoutMs: number;
+    migrateOnStart: boolean;
+  };
+  intake: {
+    timeZone: string;
+    maxAgeDays: number;
+    batchLimit: number;
+    highWaterJobs: number;
+    backlogPollMs: number;
+    coalesceMs: number;
+    coalesceMaxReadings: number;
+    waitTimeoutMs: number;
+    idempotencyTtlSeconds: number;
+    spikeKwhPerDay: number;
+  };
+  rateLimit: { limit: number; windowMs: number };
+  writer: {
+    batchSize: number;
+    lingerMs: number;
+    concurrency: number;
+    flushConcurrency: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    maxStalledCount: number;
+    attempts: number;
+    retryMaxMs: number;
+    healthPort: number;
+    drainTimeoutMs: number;
+  };
+  log: { level: string; requests: boolean };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  str(name: string, fallback: string): string {
+    const raw = this.env[name];
+    return raw === undefined || raw === '' ? fallback : raw;
+  }
+
+  optional(name: string): string | undefined {
+    const raw = this.env[name];
+    return raw === undefined || raw === '' ? undefined : raw;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+    this.problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const raw = this.str(name, fallback);
+    if (!(allowed as readonly string[]).includes(raw)) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${allowed.join(', ')}`);
+      return fallback;
+    }
+    return raw as T;
+  }
+
+  url(name: string, fallback: string | undefined, protocols: readonly string[]): string | undefined {
+    const raw = fallback === undefined ? this.optional(name) : this.str(name, fallback);
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+    } catch {
+      this.problems.push(`${name}: expected a ${protocols.join(' or ')} URL`);
+    }
+    return raw;
+  }
+}
+
+/** Reads and validates every setting once; throws ConfigError listing every bad value. */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const r = new Reader(env);
+  const timeZone = r.str('BILLING_TIME_ZONE', 'Europe/Moscow');
+  try {
+    assertTimeZone(timeZone);
+  } catch {
+    r.problems.push(`BILLING_TIME_ZONE=${JSON.stringify(timeZone)}: not a known IANA time zone`);
+  }
+  const lockDurationMs = r.int('WRITER_LOCK_DURATION_MS', 30_000, 1_000, 600_000);
+  const statementTimeoutMs = r.int('DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 600_000);
+  const config: AppConfig = {
+    http: {
+      host: r.str('HOST', '127.0.0.1'),
+      port: r.int('PORT', 3000, 0, 65_535),
+      bodyLimitBytes: r.int('HTTP_BODY_LIMIT_BYTES', 1_048_576, 1_024, 64 * 1_048_576),
+      trustProxy: r.bool('TRUST_PROXY', true),
+      replicaName: r.str('REPLICA_NAME', `api-${process.pid}`),
+    },
+    redis: {
+      url: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:'])!,
+      commandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, 50, 60_000),
+      keyPrefix: r.str('REDIS_PREFIX', 'mi'),
+    },
+    db: {
+      backend: r.oneOf<DbBackend>('DB_BACKEND', 'postgres', ['postgres', 'cockroach']),
+      url: r.url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/meter_intake', ['postgres:', 'postgresql:'])!,
+      replicaUrl: r.url('DATABASE_REPLICA_URL', undefined, ['postgres:', 'postgresql:']),
+      poolSize: r.int('DB_POOL_SIZE', 10, 1, 200),
+      statementTimeoutMs,
+      connectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 3_000, 100, 60_000),
+      migrateOnStart: r.bool('MIGRATE_ON_START', true),
+    },
+    intake: {
+      timeZone,
+      maxAgeDays: r.int('READING_MAX_AGE_DAYS', 62, 1, 3_650),
+      batchLimit: r.int('BATCH_LIMIT', 1_000, 1, 100_000),
+      highWaterJobs: r.int('QUEUE_HIGH_WATER_JOBS', 50_000, 1, 10_000_000),
+      backlogPollMs: r.int('BACKLOG_POLL_MS', 500, 50, 60_000),
+      coalesceMs: r.int('COALESCE_MS', 2, 0, 1_000),
+      coalesceMaxReadings: r.int('COALESCE_MAX_READINGS', 200, 1, 10_000),
+      waitTimeoutMs: r.int('WAIT_TIMEOUT_MS', 5_000, 1, 120_000),
+      idempotencyTtlSeconds: r.int('IDEMPOTENCY_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
+      spikeKwhPerDay: r.int('SPIKE_KWH_PER_DAY', 500, 1, 1_000_000),
+    },
+    rateLimit: {
+      limit: r.int('RATE_LIMIT', 600, 1, 10_000_000),
+      windowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
+    },
+    writer: {
+      batchSize: r.int('WRITER_BATCH_SIZE', 500, 1, 20_000),
+      lingerMs: r.int('WRITER_LINGER_MS', 20, 0, 10_000),
+      concurrency: r.int('WRITER_CONCURRENCY', 64, 1, 10_000),
+      flushConcurrency: r.int('WRITER_FLUSH_CONCURRENCY', 2, 1, 64),
+      lockDurationMs,
+      stalledIntervalMs: r.int('WRITER_STALLED_INTERVAL_MS', 30_000, 500, 600_000),
+      maxStalledCount: r.int('WRITER_MAX_STALLED_COUNT', 1, 0, 100),
+      attempts: r.int('JOB_ATTEMPTS', 10, 1, 1_000),
+      retryMaxMs: r.int('WRITER_RETRY_MAX_MS', 60_000, 0, 3_600_000),
+      healthPort: r.int('WRITER_HEALTH_PORT', 3100, 0, 65_535),
+      drainTimeoutMs: r.int('WRITER_DRAIN_TIMEOUT_MS', 25_000, 100, 600_000),
+    },
+    log: {
+      level: r.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+      requests: r.bool('LOG_REQUESTS', true),
+    },
+  };
+  if (statementTimeoutMs >= lockDurationMs) {
+    // A statement that outlives the job lock lets a second writer take the same job while the
+    // first still holds the transaction open; keep the timeout well inside the lock.
+    r.problems.push(`DB_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}) must be below WRITER_LOCK_DURATION_MS (${lockDurationMs})`);
+  }
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** For entry points: print every problem and exit instead of a stack trace. */
+export function loadConfigOrExit(env: Env = process.env): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${JSON.stringify({ level: 'fatal', msg: err.message, problems: err.problems })}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,3 @@
+export * from './queue.constants.js';
+export * from './redis-connections.js';
+export * from './pending-readings.js';

@@ -1,0 +1,44 @@
+import type { DefaultJobOptions } from 'bullmq';
+import type { QueuedReading } from '../../readings/src/index.js';
+
+export const READINGS_QUEUE = 'readings';
+export const STORE_READINGS_JOB = 'store-readings';
+
+/** One job carries many readings: Redis and BullMQ work is paid per job, not per reading. */
+export interface StoreReadingsJob {
+  readings: QueuedReading[];
+}
+
+/** Announced by the writer after COMMIT for readings whose client asked to wait. */
+export interface StoredNotice {
+  id: string;
+  status: 'stored' | 'failed';
+  flags?: string[];
+  storedAt?: string;
+  reason?: string;
+}
+
+/** Failed jobs are kept this long: a failed job is a reading someone must look at, never silent loss. */
+export const FAILED_JOB_RETENTION_SECONDS = 30 * 86_400;
+
+export function defaultJobOptions(attempts: number): DefaultJobOptions {
+  return {
+    attempts,
+    backoff: { type: 'exponential', delay: 1_000 },
+    removeOnComplete: { age: 3_600, count: 10_000 },
+    removeOnFail: { age: FAILED_JOB_RETENTION_SECONDS },
+  };
+}
+
+/** Key names shared by the API (which writes them) and the writer (which clears them). */
+export function redisKeys(prefix: string) {
+  return {
+    bullPrefix: `${prefix}:bull`,
+    /** reading id -> job id, while the reading is queued; how GET /v1/readings/{id} answers "queued". */
+    pending: (readingId: string) => `${prefix}:pending:${readingId}`,
+    idempotency: (scope: string, key: string) => `${prefix}:idem:${scope}:${key}`,
+    rateLimit: (key: string) => `${prefix}:rl:${key}`,
+    storedChannel: `${prefix}:stored`,
+  };
+}
+export type RedisKeys = ReturnType<typeof redisKeys>;
