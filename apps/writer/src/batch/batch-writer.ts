@@ -85,9 +85,9 @@ export class BatchWriter {
     try {
       await runner.connect();
       await runner.startTransaction();
-      const toStore = await this.withFlags(runner, rows);
       let outcome: WriteOutcome;
       try {
+        const toStore = await this.withFlags(runner, rows);
         const statement = this.dialect.insertReadings(toStore);
         const inserted = (await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[];
         outcome = this.outcomeOf(toStore, inserted, []);
@@ -96,7 +96,7 @@ export class BatchWriter {
         await runner.rollbackTransaction();
         this.logger.warn({ code: errorCode(err), err: errorMessage(err), readings: rows.length }, 'batch rejected by the database, isolating bad readings');
         await runner.startTransaction();
-        outcome = await this.isolate(runner, toStore);
+        outcome = await this.isolate(runner, rows);
       }
       await runner.commitTransaction();
       this.metrics?.rowsWritten.inc(outcome.stored.filter((s) => s.storedAt).length);
@@ -135,32 +135,35 @@ export class BatchWriter {
   }
 
   /** Row by row under savepoints: only reached when the database refused the batch for its data. */
-  private async isolate(runner: QueryRunner, rows: readonly RowToStore[]): Promise<WriteOutcome> {
+  private async isolate(runner: QueryRunner, rows: readonly QueuedReading[]): Promise<WriteOutcome> {
+    const stored: RowToStore[] = [];
     const inserted: { id: string; stored_at: Date }[] = [];
-    const failures: { row: RowToStore; reason: string; sqlstate: string | null }[] = [];
-    for (const row of rows) {
+    const failures: { reading: QueuedReading; reason: string; sqlstate: string | null }[] = [];
+    for (const reading of rows) {
       await runner.query('SAVEPOINT one_reading');
       try {
-        const statement = this.dialect.insertReadings([row]);
+        const [row] = await this.withFlags(runner, [reading]);
+        const statement = this.dialect.insertReadings([row!]);
         inserted.push(...((await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[]));
         await runner.query('RELEASE SAVEPOINT one_reading');
+        stored.push(row!);
       } catch (err) {
         if (classifyDbError(err) !== 'data') throw err;
         await runner.query('ROLLBACK TO SAVEPOINT one_reading');
-        failures.push({ row, reason: errorMessage(err), sqlstate: errorCode(err) ?? null });
+        failures.push({ reading, reason: errorMessage(err), sqlstate: errorCode(err) ?? null });
       }
     }
     if (failures.length) {
       this.metrics?.failures.inc({ kind: 'poison' }, failures.length);
       for (const f of failures) {
-        this.logger.error({ readingId: f.row.reading.id, requestId: f.row.reading.requestId, sqlstate: f.sqlstate, reason: f.reason }, 'reading isolated as failed');
+        this.logger.error({ readingId: f.reading.id, requestId: f.reading.requestId, sqlstate: f.sqlstate, reason: f.reason }, 'reading isolated as failed');
       }
       const statement = this.dialect.insertFailed(
         failures.map((f) => ({
-          id: f.row.reading.id,
+          id: f.reading.id,
           // The raw payload may hold what the database refused (a NUL byte): keep it escaped.
-          meterId: JSON.stringify(f.row.reading.meterId).slice(1, -1),
-          payload: JSON.stringify(f.row.reading),
+          meterId: JSON.stringify(f.reading.meterId).slice(1, -1),
+          payload: JSON.stringify(f.reading),
           reason: f.reason,
           sqlstate: f.sqlstate,
         })),
@@ -168,9 +171,9 @@ export class BatchWriter {
       await runner.query(statement.text, statement.values);
     }
     return this.outcomeOf(
-      rows.filter((r) => !failures.some((f) => f.row === r)),
+      stored,
       inserted,
-      failures.map((f) => ({ id: f.row.reading.id, reason: f.reason })),
+      failures.map((f) => ({ id: f.reading.id, reason: f.reason })),
     );
   }
 

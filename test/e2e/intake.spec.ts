@@ -1,0 +1,289 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { waitFor } from '../../scripts/lib/stack.mjs';
+import { withDb } from '../support/db.js';
+import {
+  getJson,
+  inParallel,
+  invalidReading,
+  Ledger,
+  newKey,
+  outcomeOf,
+  postJson,
+  type SentReading,
+  validReading,
+  verifyLedger,
+} from '../support/ledger.js';
+import { type AppProcess, startApi, startWriter } from '../support/processes.js';
+import { testRunPrefix } from '../support/readings-factory.js';
+import { stackControl } from '../support/stack-control.js';
+
+const stack = inject('stack');
+const logDir = mkdtempSync(join(tmpdir(), 'mi-e2e-intake-'));
+let api: AppProcess;
+let writer: AppProcess;
+
+const env = {
+  DATABASE_URL: stack.databaseUrl,
+  DATABASE_REPLICA_URL: stack.replicaUrl,
+  REDIS_URL: stack.redisUrl,
+  REDIS_PREFIX: `e2e-${Date.now()}`,
+  RATE_LIMIT: '1000000',
+  LOG_LEVEL: 'info',
+};
+
+beforeAll(async () => {
+  [writer, api] = await Promise.all([startWriter(env, logDir), startApi(env, logDir)]);
+});
+
+afterAll(async () => {
+  await api?.stop();
+  await writer?.stop();
+});
+
+describe('intake end to end: API and writer as separate processes', () => {
+  it('stores every acknowledged reading exactly once among 2,000 (singles and batches, 5% invalid, 1% resent)', async () => {
+    const prefix = testRunPrefix('e2e');
+    const ledger = new Ledger();
+    const total = 2_000;
+    // 1,000 singles, 1,000 in batches of 100; every 20th reading invalid, every 100th resent with its key.
+    const singles = Array.from({ length: total / 2 }, (_, i) => i);
+    await inParallel(singles, 32, async (i) => {
+      const valid = i % 20 !== 7;
+      const body = valid ? validReading(prefix, i) : invalidReading(prefix, i);
+      const key = newKey();
+      const res = await postJson(`${api.url}/v1/readings`, body, { 'idempotency-key': key });
+      ledger.record({ body, valid, outcome: outcomeOf(res.status), status: res.status, id: res.json?.id, key });
+      if (valid) {
+        expect(res.status, JSON.stringify(res.json)).toBe(202);
+        expect(res.headers.get('location')).toBe(`/v1/readings/${res.json.id}`);
+      } else {
+        expect([400, 422]).toContain(res.status);
+        expect(res.json.error.details.length).toBeGreaterThan(0);
+      }
+      if (valid && i % 100 === 3) {
+        const again = await postJson(`${api.url}/v1/readings`, body, { 'idempotency-key': key });
+        expect(again.status).toBe(202);
+        expect(again.json.id).toBe(res.json.id);
+        ledger.record({ body, valid, outcome: outcomeOf(again.status), status: again.status, id: again.json.id, key });
+      }
+    });
+    const batchIndexes = Array.from({ length: 10 }, (_, b) => b);
+    await inParallel(batchIndexes, 4, async (b) => {
+      const items = Array.from({ length: 100 }, (_, j) => {
+        const i = total / 2 + b * 100 + j;
+        const valid = i % 20 !== 7;
+        const body = valid ? validReading(prefix, i) : invalidReading(prefix, i);
+        return { i, valid, body, submissionId: `sub-${prefix}-${i}` };
+      });
+      const send = () => postJson(`${api.url}/v1/readings/batch`, { readings: items.map((it) => ({ ...it.body, submissionId: it.submissionId })) });
+      const res = await send();
+      expect(res.status).toBe(202);
+      const accepted = new Map<number, string>(res.json.accepted.map((a: { index: number; id: string }) => [a.index, a.id]));
+      const rejected = new Set<number>(res.json.rejected.map((r: { index: number }) => r.index));
+      items.forEach((it, index) => {
+        expect(accepted.has(index)).toBe(it.valid);
+        expect(rejected.has(index)).toBe(!it.valid);
+        ledger.record({ body: it.body, valid: it.valid, outcome: it.valid ? 'acknowledged' : 'rejected', status: it.valid ? 202 : 422, id: accepted.get(index), key: it.submissionId });
+      });
+      if (b === 0) {
+        // A resent batch (same submissionIds) maps onto the same ids and stores nothing twice.
+        const again = await send();
+        expect(again.json.accepted.map((a: { id: string }) => a.id)).toEqual(res.json.accepted.map((a: { id: string }) => a.id));
+      }
+    });
+
+    expect(ledger.rejected()).toHaveLength(total / 20);
+    const v = await verifyLedger(stack.databaseUrl, ledger, prefix);
+    expect(v.lost).toEqual([]);
+    expect(v.duplicated).toEqual([]);
+    expect(v.valueMismatch).toEqual([]);
+    expect(v.rejectedButStored).toEqual([]);
+    expect(v.unexpectedRows).toBe(0);
+    expect(v.acknowledged).toBe(total - total / 20);
+    expect(v.stored).toBe(v.acknowledged);
+
+    // Negative control: the checker must see a loss when there is one.
+    const victim = ledger.acknowledged()[0]!.id!;
+    await withDb(stack.databaseUrl, (c) => c.query('DELETE FROM readings WHERE id = $1', [victim]));
+    const afterDelete = await verifyLedger(stack.databaseUrl, ledger, prefix, 0);
+    expect(afterDelete.lost).toEqual([victim]);
+    await withDb(stack.databaseUrl, (c) =>
+      c.query(`INSERT INTO readings (id, meter_id, period, read_at, t1, received_at) VALUES ($1, $2, date '2026-01-01', now(), 1, now())`, [newKey(), `${prefix}-stranger`]),
+    );
+    expect((await verifyLedger(stack.databaseUrl, ledger, prefix, 0)).unexpectedRows).toBe(1);
+    const lostOne = ledger.acknowledged().find((e) => e.id === victim)!;
+    // Put the reading back through the API with its key: the resend converges on the same id.
+    const resent = await postJson(`${api.url}/v1/readings?wait=true`, lostOne.body, { 'idempotency-key': lostOne.key! });
+    expect(resent.status).toBe(201);
+    expect(resent.json.id).toBe(victim);
+
+    // Status and meter history agree with what was stored; history comes from the replica.
+    const sample = ledger.acknowledged().filter((_, i) => i % 50 === 0);
+    await waitFor('replica to catch up', async () => {
+      const last = sample[sample.length - 1]!;
+      const h = await getJson(`${api.url}/v1/meters/${(last.body as SentReading).meterId}/readings`);
+      return h.json.periods.length === 1;
+    });
+    for (const entry of sample) {
+      const sent = entry.body as SentReading;
+      const status = await getJson(`${api.url}/v1/readings/${entry.id}`);
+      expect(status.status).toBe(200);
+      expect(status.json).toMatchObject({ id: entry.id, status: 'stored', meterId: sent.meterId, values: sent.values, readAt: new Date(sent.readAt).toISOString() });
+      const history = await getJson(`${api.url}/v1/meters/${sent.meterId}/readings?history=true`);
+      expect(history.status).toBe(200);
+      expect(history.json.readFrom).toBe('replica');
+      expect(history.headers.get('x-read-from')).toBe('replica');
+      expect(history.json.periods).toHaveLength(1);
+      expect(history.json.periods[0].effective).toEqual({ ...status.json });
+      expect(history.json.periods[0].submissions).toHaveLength(1);
+    }
+  });
+
+  it('serves meter history from the replica: a paused replica hides a new reading, consistency=strong sees it', async () => {
+    const { replica } = stackControl();
+    const meterId = testRunPrefix('replica');
+    const first = await postJson(`${api.url}/v1/readings?wait=true`, { meterId, readAt: new Date(Date.now() - 120_000).toISOString(), values: { t1: 10 } });
+    expect(first.status).toBe(201);
+    await waitFor('replica to have the first reading', async () => (await getJson(`${api.url}/v1/meters/${meterId}/readings`)).json.periods.length === 1);
+    await replica.psql('SELECT pg_wal_replay_pause()');
+    try {
+      const second = await postJson(`${api.url}/v1/readings?wait=true`, { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 20 } });
+      expect(second.status).toBe(201);
+      const eventual = await getJson(`${api.url}/v1/meters/${meterId}/readings?history=true`);
+      expect(eventual.json.readFrom).toBe('replica');
+      expect(eventual.json.periods[0].submissions.map((s: { id: string }) => s.id)).toEqual([first.json.id]);
+      const strong = await getJson(`${api.url}/v1/meters/${meterId}/readings?history=true&consistency=strong`);
+      expect(strong.json.readFrom).toBe('primary');
+      // The latest submission for the period is the effective one.
+      expect(strong.json.periods[0].effective.id).toBe(second.json.id);
+      expect(strong.json.periods[0].submissions.map((s: { id: string }) => s.id)).toEqual([second.json.id, first.json.id]);
+    } finally {
+      await replica.psql('SELECT pg_wal_replay_resume()');
+    }
+    await waitFor('replica to catch up', async () => (await getJson(`${api.url}/v1/meters/${meterId}/readings?history=true`)).json.periods[0].submissions.length === 2);
+  });
+
+  it('answers ?wait=true with 201 once committed, carrying flags', async () => {
+    const meterId = testRunPrefix('wait');
+    const res = await postJson(`${api.url}/v1/readings?wait=true`, { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 42.5, t2: 1 }, source: 'sms' });
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ status: 'stored', meterId, values: { t1: 42.5, t2: 1 }, source: 'sms', flags: [] });
+    expect(typeof res.json.storedAt).toBe('string');
+    const status = await getJson(`${api.url}/v1/readings/${res.json.id}`);
+    expect(status.json.status).toBe('stored');
+  });
+
+  it('one idempotency key sent 10 times at once makes one row; the same key with another payload is 409', async () => {
+    const meterId = testRunPrefix('idem');
+    const key = newKey();
+    const body = { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 7 } };
+    const results = await Promise.all(Array.from({ length: 10 }, () => postJson(`${api.url}/v1/readings`, body, { 'idempotency-key': key })));
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(202));
+    expect(new Set(results.map((r) => r.json.id)).size).toBe(1);
+    const conflict = await postJson(`${api.url}/v1/readings`, { ...body, values: { t1: 8 } }, { 'idempotency-key': key });
+    expect(conflict.status).toBe(409);
+    expect(conflict.json.error.details[0].path).toBe('Idempotency-Key');
+    await waitFor('the reading to be stored', async () => (await getJson(`${api.url}/v1/readings/${results[0]!.json.id}`)).json?.status === 'stored');
+    await sleep(300);
+    const count = await withDb(stack.databaseUrl, async (c) => (await c.query('SELECT count(*)::int AS n, min(t1)::text AS t1 FROM readings WHERE meter_id = $1', [meterId])).rows[0]);
+    expect(count).toEqual({ n: 1, t1: '7.000' });
+  });
+
+  it('reports queued, stored and unknown ids', async () => {
+    const missing = await getJson(`${api.url}/v1/readings/00000000-0000-4000-8000-000000000000`);
+    expect(missing.status).toBe(404);
+    expect(missing.json.error.code).toBe('not_found');
+    const malformed = await getJson(`${api.url}/v1/readings/not-a-uuid`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.json.error.details[0].path).toBe('id');
+  });
+
+  describe('bad input gets a clear 4xx naming the field, never a 500', () => {
+    const now = () => new Date(Date.now() - 60_000).toISOString();
+    const cases: { name: string; body: () => unknown; contentType?: string; status: number; path?: string }[] = [
+      { name: 'malformed JSON', body: () => '{"meterId": "a",', status: 400, path: '$' },
+      { name: 'empty body', body: () => '', status: 400 },
+      { name: 'a JSON array', body: () => [1, 2], status: 400, path: '$' },
+      { name: 'wrong content type', body: () => 'meterId=a', contentType: 'application/x-www-form-urlencoded', status: 415 },
+      { name: 'text/plain', body: () => '{}', contentType: 'text/plain', status: 415 },
+      { name: '__proto__ key', body: () => `{"__proto__": {"polluted": true}, "meterId": "a", "readAt": "${now()}", "values": {"t1": 1}}`, status: 400 },
+      { name: 'constructor key', body: () => `{"constructor": {"prototype": {"polluted": true}}, "meterId": "a", "readAt": "${now()}", "values": {"t1": 1}}`, status: 400 },
+      { name: 'unknown field', body: () => ({ meterId: 'a', readAt: now(), values: { t1: 1 }, tariff: 'x' }), status: 400, path: 'tariff' },
+      { name: '1e309', body: () => `{"meterId": "a", "readAt": "${now()}", "values": {"t1": 1e309}}`, status: 422, path: 'values.t1' },
+      { name: 'value as a string', body: () => ({ meterId: 'a', readAt: now(), values: { t1: '12' } }), status: 400, path: 'values.t1' },
+      { name: 'negative value', body: () => ({ meterId: 'a', readAt: now(), values: { t1: -0.5 } }), status: 422, path: 'values.t1' },
+      { name: 'NUL in meterId', body: () => ({ meterId: 'ab\u0000c', readAt: now(), values: { t1: 1 } }), status: 422, path: 'meterId' },
+      { name: 'non-ASCII meterId', body: () => ({ meterId: 'счётчик', readAt: now(), values: { t1: 1 } }), status: 422, path: 'meterId' },
+      { name: 'overlong meterId', body: () => ({ meterId: 'm'.repeat(33), readAt: now(), values: { t1: 1 } }), status: 422, path: 'meterId' },
+      { name: 'huge string', body: () => ({ meterId: 'x'.repeat(500_000), readAt: now(), values: { t1: 1 } }), status: 422, path: 'meterId' },
+      { name: 'readAt without offset', body: () => ({ meterId: 'a', readAt: '2026-11-20T10:00:00', values: { t1: 1 } }), status: 422, path: 'readAt' },
+      { name: 'readAt far in the future', body: () => ({ meterId: 'a', readAt: '2099-01-01T00:00:00Z', values: { t1: 1 } }), status: 422, path: 'readAt' },
+      { name: 'readAt before 2000', body: () => ({ meterId: 'a', readAt: '1999-12-31T23:59:59Z', values: { t1: 1 } }), status: 422, path: 'readAt' },
+      { name: 'deep nesting', body: () => `{"meterId": "a", "readAt": "${now()}", "values": {"t1": ${'['.repeat(50_000)}${']'.repeat(50_000)}}}`, status: 400, path: 'values.t1' },
+      { name: 'body above the limit', body: () => ({ meterId: 'a', readAt: now(), values: { t1: 1 }, pad: 'p'.repeat(2 * 1_048_576) }), status: 413 },
+    ];
+    for (const c of cases) {
+      it(c.name, async () => {
+        const res = await postJson(`${api.url}/v1/readings`, c.body(), c.contentType ? { 'content-type': c.contentType } : {});
+        expect(res.status, JSON.stringify(res.json).slice(0, 300)).toBe(c.status);
+        expect(res.json.error.code).toEqual(expect.any(String));
+        expect(JSON.stringify(res.json)).not.toContain('    at ');
+        if (c.path) expect(res.json.error.details.map((d: { path: string }) => d.path)).toContain(c.path);
+      });
+    }
+
+    it('leaves Object.prototype alone and the process alive', async () => {
+      const live = await getJson(`${api.url}/health/live`);
+      expect(live.status).toBe(200);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    it('rejects a batch above the limit with 413 and accepts none of it', async () => {
+      const prefix = testRunPrefix('toolarge');
+      const readings = Array.from({ length: 1_001 }, (_, i) => validReading(prefix, i));
+      const res = await postJson(`${api.url}/v1/readings/batch`, { readings });
+      expect(res.status).toBe(413);
+      expect(res.json.error.details[0].path).toBe('readings');
+      await sleep(500);
+      const n = await withDb(stack.databaseUrl, async (c) => (await c.query('SELECT count(*)::int AS n FROM readings WHERE meter_id LIKE $1', [`${prefix}-%`])).rows[0].n);
+      expect(n).toBe(0);
+    });
+
+    it('rejects a malformed batch envelope with 400', async () => {
+      for (const body of [{ readings: 'x' }, { items: [] }, [], { readings: [] }]) {
+        const res = await postJson(`${api.url}/v1/readings/batch`, body);
+        expect(res.status).toBe(400);
+        expect(res.json.error.details.length).toBeGreaterThan(0);
+      }
+    });
+  });
+
+  it('exposes readiness and Prometheus metrics', async () => {
+    const ready = await getJson(`${api.url}/health/ready`);
+    expect(ready.status).toBe(200);
+    expect(ready.json.info).toMatchObject({ redis: { status: 'up' }, database: { status: 'up', backend: 'postgres' }, backlog: { status: 'up' } });
+    const metrics = await (await fetch(`${api.url}/metrics`)).text();
+    expect(metrics).toMatch(/http_requests_total\{[^}]*route="\/v1\/readings"[^}]*status="202"/);
+    expect(metrics).toMatch(/readings_accepted_total\{[^}]*\} [1-9]/);
+    expect(metrics).toContain('http_request_duration_seconds_bucket');
+    expect(metrics).toContain('queue_depth_jobs');
+    const writerMetrics = await (await fetch(`${writer.url}/metrics`)).text();
+    expect(writerMetrics).toMatch(/writer_rows_written_total\{[^}]*\} [1-9]/);
+    expect(writerMetrics).toContain('writer_batch_size_bucket');
+    expect(writerMetrics).toContain('writer_write_duration_seconds_bucket');
+  });
+
+  it('carries the request id from the request into the stored row and the logs', async () => {
+    const requestId = `trace-${newKey()}`;
+    const meterId = testRunPrefix('trace');
+    const res = await postJson(`${api.url}/v1/readings?wait=true`, { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 1 } }, { 'x-request-id': requestId });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-request-id')).toBe(requestId);
+    const stored = await withDb(stack.databaseUrl, async (c) => (await c.query('SELECT request_id FROM readings WHERE id = $1', [res.json.id])).rows[0]);
+    expect(stored.request_id).toBe(requestId);
+  });
+});

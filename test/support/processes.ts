@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
+
+export interface AppProcess {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  logFile: string;
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<number | string | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+function launch(entry: string, env: Record<string, string>, logDir: string, name: string, port: number, url: string): AppProcess {
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${name}.log`);
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  return {
+    child,
+    port,
+    url,
+    logFile,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+async function waitHttp(url: string, what: string, proc: AppProcess, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    what,
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`${what} exited with ${proc.child.exitCode}; see ${proc.logFile}`);
+      const res = await fetch(url).catch(() => undefined);
+      return res?.status === 200;
+    },
+    timeoutMs,
+    100,
+  );
+}
+
+/** Starts an API replica from the build (dist/) and waits until /health/ready answers 200. */
+export async function startApi(env: Record<string, string>, logDir: string, name = 'api'): Promise<AppProcess> {
+  const port = await freePort();
+  const proc = launch('dist/apps/api/src/main.js', { PORT: String(port), REPLICA_NAME: name, LOG_REQUESTS: 'false', ...env }, logDir, name, port, `http://127.0.0.1:${port}`);
+  await waitHttp(`${proc.url}/health/ready`, name, proc);
+  return proc;
+}
+
+/** Starts a writer from the build and waits for its health port to say ready. */
+export async function startWriter(env: Record<string, string>, logDir: string, name = 'writer'): Promise<AppProcess> {
+  const port = await freePort();
+  const proc = launch('dist/apps/writer/src/main.js', { WRITER_HEALTH_PORT: String(port), ...env }, logDir, name, port, `http://127.0.0.1:${port}`);
+  await waitHttp(`${proc.url}/health/ready`, name, proc);
+  return proc;
+}
