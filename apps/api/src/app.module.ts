@@ -71,7 +71,7 @@ class CoreModule {}
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG, PRODUCER_REDIS],
       useFactory: (c: AppConfig, redis: Redis) => ({
-        throttlers: [{ name: 'client', ttl: c.rateLimit.windowMs, limit: c.rateLimit.limit }],
+        throttlers: [{ name: 'default', ttl: c.rateLimit.windowMs, limit: c.rateLimit.limit }],
         storage: new RedisThrottlerStorage(redis, redisKeys(c.redis.keyPrefix).rateLimit),
       }),
     }),

@@ -69,7 +69,7 @@ class Reader {
   int(name: string, fallback: number, min: number, max: number): number {
     const raw = this.env[name];
     if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
+    const n = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) {
       this.problems.push(`${name}=${JSON.stringify(raw)}: expected an integer from ${min} to ${max}`);
       return fallback;

@@ -9,6 +9,10 @@ function isErrorBody(value: unknown): value is ErrorBody {
   return typeof value === 'object' && value !== null && 'error' in value && typeof (value as ErrorBody).error?.code === 'string';
 }
 
+function isHealthReport(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'status' in value && 'details' in value && 'info' in value;
+}
+
 function bodyErrorCode(status: number, message: string): string {
   if (status === 400 && message.includes('JSON')) return 'invalid_json';
   return CODE_FOR_STATUS[status] ?? 'error';
@@ -32,6 +36,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
       status = exception.getStatus();
       const response = exception.getResponse();
       // Errors raised below the controllers (body parsing, content type, unknown route) concern the request as a whole.
+      if (isHealthReport(response)) {
+        // Terminus's readiness report is the answer itself: keep its shape for orchestrators.
+        void reply.status(status).send(response);
+        return;
+      }
       body = isErrorBody(response)
         ? response
         : errorBody(bodyErrorCode(status, exception.message), exception.message, status === 404 ? [] : [{ path: '$', message: exception.message }]);

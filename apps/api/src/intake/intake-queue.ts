@@ -55,6 +55,8 @@ export class IntakeQueue implements OnApplicationShutdown {
       defaultJobOptions: defaultJobOptions(this.config.writer.attempts),
       skipWaitingForReady: true,
     });
+    // The producer connection already reports outages once; without a listener BullMQ prints each retry.
+    this.queueInstance.on('error', () => undefined);
   }
 
   get queue(): Queue<StoreReadingsJob> {

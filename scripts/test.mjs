@@ -1,0 +1,36 @@
+// `npm test`: prepares the machine (npm dependencies, build, redis-server and PostgreSQL from
+// apt when missing), runs every test tier with Vitest against real servers started by the
+// harness, and ends with a plain `N passed, N failed` line.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from './lib/setup.mjs';
+
+ensureDependencies();
+ensureSystemPackages(['redis-server', 'postgres']);
+ensureBuilt();
+
+const results = join(root, '.tmp', 'vitest-results.json');
+rmSync(results, { force: true });
+const vitest = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit', env: { ...process.env, FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR } });
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+if (existsSync(results)) {
+  const report = JSON.parse(readFileSync(results, 'utf8'));
+  passed = report.numPassedTests ?? 0;
+  failed = report.numFailedTests ?? 0;
+  skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+  // A file that failed to load has no failed test but is a failure all the same.
+  const brokenFiles = (report.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
+  failed += brokenFiles;
+}
+const code = vitest.status ?? 1;
+if (code !== 0 && failed === 0) failed = 1; // vitest failed outside any test (setup, config): never report it as green
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+if (passed === 0 && code === 0) {
+  console.error('no test ran');
+  process.exit(1);
+}
+process.exit(code);

@@ -1,0 +1,162 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort, RedisInstance, waitFor } from '../../scripts/lib/stack.mjs';
+import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
+import { type AppProcess, startApi, startWriter } from '../support/processes.js';
+import { testRunPrefix } from '../support/readings-factory.js';
+
+const stack = inject('stack');
+const dir = mkdtempSync(join(tmpdir(), 'mi-e2e-resilience-'));
+const started: AppProcess[] = [];
+const baseEnv = { DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl, RATE_LIMIT: '1000000' };
+
+async function api(env: Record<string, string>, name: string) {
+  const p = await startApi({ ...baseEnv, ...env }, dir, name);
+  started.push(p);
+  return p;
+}
+
+async function writer(env: Record<string, string>, name: string) {
+  const p = await startWriter({ ...baseEnv, ...env }, dir, name);
+  started.push(p);
+  return p;
+}
+
+afterAll(async () => {
+  await Promise.all(started.map((p) => p.stop()));
+});
+
+describe('Redis outage', () => {
+  let redis: RedisInstance;
+
+  beforeAll(async () => {
+    redis = new RedisInstance(dir, await freePort(), join(dir, 'redis-outage.log'));
+    await redis.start();
+  });
+
+  afterAll(async () => {
+    // Processes first: a writer whose Redis is gone waits out its drain timeout.
+    await Promise.all(started.splice(0).map((p) => p.stop()));
+    await redis.stop();
+  });
+
+  it('answers 503 within about a second while Redis is down, 202 after it is back, and keeps every acknowledged job (AOF)', async () => {
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: 'outage' };
+    const a = await api(env, 'api-outage');
+    const prefix = testRunPrefix('outage');
+    const ledger = new Ledger();
+    const send = async (i: number) => {
+      const body = validReading(prefix, i);
+      const started = performance.now();
+      const res = await postJson(`${a.url}/v1/readings`, body);
+      ledger.record({ body, valid: true, outcome: res.status === 202 ? 'acknowledged' : res.status < 500 ? 'rejected' : 'indeterminate', status: res.status, id: res.json?.id });
+      return { res, ms: performance.now() - started };
+    };
+    for (let i = 0; i < 20; i++) expect((await send(i)).res.status).toBe(202);
+
+    await redis.kill9();
+    for (let i = 20; i < 30; i++) {
+      const { res, ms } = await send(i);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBeTruthy();
+      expect(res.json.error.code).toBe('queue_unavailable');
+      expect(ms).toBeLessThan(1_500);
+    }
+    const ready = await getJson(`${a.url}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect((await getJson(`${a.url}/health/live`)).status).toBe(200);
+
+    await redis.start();
+    await waitFor('the API to accept again', async () => (await send(30)).res.status === 202, 20_000, 200);
+
+    // The writer starts only now: everything acknowledged before the crash must still be queued.
+    await writer(env, 'writer-outage');
+    const v = await verifyLedger(stack.databaseUrl, ledger, prefix, 30_000);
+    expect(v.acknowledged).toBeGreaterThanOrEqual(21);
+    expect(v.lost).toEqual([]);
+    expect(v.duplicated).toEqual([]);
+    expect(v.unexpectedRows).toBe(0);
+  });
+
+  it('a running writer resumes consuming after Redis restarts', async () => {
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: 'resume' };
+    const a = await api(env, 'api-resume');
+    await writer(env, 'writer-resume');
+    const prefix = testRunPrefix('resume');
+    const ledger = new Ledger();
+    const body0 = validReading(prefix, 0);
+    const first = await postJson(`${a.url}/v1/readings?wait=true`, body0);
+    expect(first.status).toBe(201);
+    ledger.record({ body: body0, valid: true, outcome: 'acknowledged', status: 201, id: first.json.id });
+    await redis.kill9();
+    await redis.start();
+    await waitFor('the API to accept again', async () => (await getJson(`${a.url}/health/ready`)).status === 200, 20_000, 200);
+    for (let i = 1; i <= 10; i++) {
+      const body = validReading(prefix, i);
+      const res = await postJson(`${a.url}/v1/readings`, body);
+      expect(res.status).toBe(202);
+      ledger.record({ body, valid: true, outcome: 'acknowledged', status: 202, id: res.json.id });
+    }
+    const v = await verifyLedger(stack.databaseUrl, ledger, prefix, 30_000);
+    expect(v.lost).toEqual([]);
+    expect(v.stored).toBe(11);
+  });
+});
+
+describe('shedding and limits', () => {
+  it('sheds with 503 + Retry-After above the backlog high-water mark, and accepts nothing it sheds', async () => {
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `shed-${Date.now()}`, QUEUE_HIGH_WATER_JOBS: '5', BACKLOG_POLL_MS: '50', COALESCE_MS: '0' };
+    // No writer: the backlog only grows.
+    const a = await api(env, 'api-shed');
+    const prefix = testRunPrefix('shed');
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const res = await postJson(`${a.url}/v1/readings`, validReading(prefix, i));
+      statuses.push(res.status);
+      if (res.status === 503) {
+        expect(res.json.error.code).toBe('overloaded');
+        expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const accepted = statuses.filter((s) => s === 202).length;
+    expect(accepted).toBeGreaterThanOrEqual(5);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 202 || s === 503)).toBe(true);
+    const ready = await getJson(`${a.url}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.json.error.backlog.status).toBe('down');
+    // Exactly the acknowledged readings are in the queue: every job holds one reading here.
+    const redis = new Redis(stack.redisUrl);
+    try {
+      const waiting = await redis.llen(`${env.REDIS_PREFIX}:bull:readings:wait`);
+      expect(waiting).toBe(accepted);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('rate-limits one client across all replicas with 429 and Retry-After', async () => {
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `limit-${Date.now()}`, RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '60000' };
+    const [a, b] = await Promise.all([api(env, 'api-limit-a'), api(env, 'api-limit-b')]);
+    const prefix = testRunPrefix('limit');
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const target = i % 2 === 0 ? a : b;
+      const res = await postJson(`${target.url}/v1/readings`, validReading(prefix, i), { 'x-api-key': 'utility-portal' });
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+        expect(res.json.error.code).toBe('rate_limited');
+      }
+    }
+    expect(statuses.filter((s) => s === 202)).toHaveLength(20);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(10);
+    // Another client (another key) is unaffected.
+    const other = await postJson(`${a.url}/v1/readings`, validReading(prefix, 99), { 'x-api-key': 'another-client' });
+    expect(other.status).toBe(202);
+  });
+});
