@@ -39,7 +39,9 @@ export function findBin(name, hint) {
 /** Runs a PostgreSQL tool as the postgres user when we are root. */
 async function pgRun(bin, args, opts = {}) {
   const [cmd, argv] = isRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
-  return run(cmd, argv, { maxBuffer: 16 * 1024 * 1024, ...opts });
+  // Own process group: a Ctrl-C in the terminal reaches the supervisor only, which then stops
+  // everything in order instead of PostgreSQL shutting down under a writer that is still flushing.
+  return run(cmd, argv, { maxBuffer: 16 * 1024 * 1024, detached: true, ...opts });
 }
 
 function ownForPostgres(path, mode) {
@@ -210,7 +212,7 @@ export class RedisInstance {
         '--appendonly', 'yes', '--appendfsync', this.appendfsync, '--save', '', '--maxmemory-policy', 'noeviction',
         '--protected-mode', 'yes', '--dbfilename', 'dump.rdb', '--loglevel', 'warning',
       ],
-      { stdio: ['ignore', out, out], detached: false },
+      { stdio: ['ignore', out, out], detached: true },
     );
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     await waitFor(`redis on ${this.port}`, async () => (await this.cli('PING')) === 'PONG', 30_000);

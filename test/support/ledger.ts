@@ -118,7 +118,7 @@ export async function verifyLedger(databaseUrl: string, ledger: Ledger, meterPre
   const acked = ledger.acknowledged();
   const ackedIds = [...new Set(acked.map((e) => e.id!))];
   const deadline = Date.now() + drainTimeoutMs;
-  let rows: { id: string; meter_id: string; t1: string; t2: string | null; t3: string | null; n: number }[] = [];
+  let rows: { id: string; meter_id: string; t1: string; t2: string | null; t3: string | null; n: number }[];
   for (;;) {
     rows = await withDb(databaseUrl, async (c) =>
       (await c.query(`SELECT id::text, meter_id, t1::text, t2::text, t3::text, count(*) OVER (PARTITION BY id)::int AS n FROM readings WHERE meter_id LIKE $1`, [`${meterPrefix}-%`])).rows,

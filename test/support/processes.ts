@@ -18,8 +18,8 @@ function launch(entry: string, env: Record<string, string>, logDir: string, name
   const logFile = join(logDir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   return {
     child,

@@ -45,7 +45,7 @@ export function createSubscriberConnection(o: ConnectionOptions): Redis {
 
 /** BullMQ warns but does not refuse when Redis may evict keys: refuse here instead. */
 export async function assertNoEviction(redis: Redis): Promise<void> {
-  const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
+  const reply = await redis.config('GET', 'maxmemory-policy');
   const policy = reply[1];
   if (policy !== 'noeviction') {
     throw new Error(`Redis maxmemory-policy is ${policy}; queued readings could be evicted. Set maxmemory-policy noeviction.`);

@@ -46,7 +46,7 @@ export class StoredNotices implements OnApplicationBootstrap, OnApplicationShutd
     return { promise, cancel: () => settle(undefined) };
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  onApplicationShutdown(): void {
     this.subscriber?.disconnect();
   }
 }

@@ -5,12 +5,12 @@ import { ThrottlerGuard } from '@nestjs/throttler';
 /** The client is its API key when it sends one, else the address nginx forwarded. */
 @Injectable()
 export class ClientThrottlerGuard extends ThrottlerGuard {
-  protected override async getTracker(req: Record<string, unknown>): Promise<string> {
+  protected override getTracker(req: Record<string, unknown>): Promise<string> {
     const headers = req.headers as Record<string, string | string[] | undefined>;
     const apiKey = headers['x-api-key'];
     if (typeof apiKey === 'string' && apiKey.length > 0) {
-      return `key:${createHash('sha256').update(apiKey).digest('base64url').slice(0, 16)}`;
+      return Promise.resolve(`key:${createHash('sha256').update(apiKey).digest('base64url').slice(0, 16)}`);
     }
-    return `ip:${String(req.ip)}`;
+    return Promise.resolve(`ip:${String(req.ip)}`);
   }
 }

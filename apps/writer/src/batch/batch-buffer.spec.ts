@@ -47,7 +47,7 @@ function manualFlush() {
         },
         reject: (err) => {
           inFlight--;
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         },
       });
     });
