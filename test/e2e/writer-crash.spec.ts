@@ -1,13 +1,15 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 import { withDb } from '../support/db.js';
-import { Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
+import { READINGS_QUEUE, STORE_READINGS_JOB } from '../../libs/queue/src/index.js';
+import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
-import { testRunPrefix } from '../support/readings-factory.js';
+import { queuedReading, testRunPrefix } from '../support/readings-factory.js';
 
 const stack = inject('stack');
 const logDir = mkdtempSync(join(tmpdir(), 'mi-e2e-crash-'));
@@ -82,5 +84,56 @@ describe('a writer killed mid-batch', () => {
     expect(v.duplicated).toEqual([]);
     expect(v.valueMismatch).toEqual([]);
     expect(v.unexpectedRows).toBe(0);
+  });
+});
+
+describe('writer shutdown and visible failures', () => {
+  it('SIGTERM drains: buffered readings are written before the writer exits, without waiting out the linger', async () => {
+    const prefix = testRunPrefix('drain');
+    // Only the writer under test may take the job.
+    await Promise.all(writers.splice(0).map((w) => w.stop()));
+    const lingering = await startWriter({ ...env, WRITER_LINGER_MS: '10000', WRITER_BATCH_SIZE: '5000' }, logDir, 'writer-drain');
+    const ledger = new Ledger();
+    const bodies = Array.from({ length: 200 }, (_, i) => validReading(prefix, i));
+    const res = await postJson(`${api.url}/v1/readings/batch`, { readings: bodies });
+    expect(res.status).toBe(202);
+    for (const a of res.json.accepted as { index: number; id: string }[]) ledger.record({ body: bodies[a.index], valid: true, outcome: 'acknowledged', status: 202, id: a.id });
+    const queue = new Queue(READINGS_QUEUE, { connection: { url: stack.redisUrl }, prefix: `${env.REDIS_PREFIX}:bull` });
+    try {
+      await waitFor('the job to be taken by the writer', async () => (await queue.getActiveCount()) === 1, 10_000);
+      const started = Date.now();
+      lingering.child.kill('SIGTERM');
+      // NestJS re-raises the signal after its shutdown hooks ran: a clean stop ends as SIGTERM.
+      expect(['SIGTERM', 0]).toContain(await lingering.exited);
+      expect(readFileSync(lingering.logFile, 'utf8')).toContain('"msg":"drained"');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const counts = await queue.getJobCounts('waiting', 'active', 'completed', 'failed');
+      expect(counts).toMatchObject({ waiting: 0, active: 0, failed: 0 });
+    } finally {
+      await queue.close();
+    }
+    const v = await verifyLedger(stack.databaseUrl, ledger, prefix, 0);
+    expect(v.lost).toEqual([]);
+    expect(v.stored).toBe(200);
+  });
+
+  it('a reading the database refuses ends as failed with its reason, visible through the API; its batch-mates are stored', async () => {
+    writers.push(await startWriter(env, logDir, 'writer-poison'));
+    const prefix = testRunPrefix('poison');
+    const good = queuedReading(`${prefix}-ok`, 5);
+    // Validation would refuse this; a job written by another producer (or an older API) might not.
+    const bad = queuedReading(`${prefix}-nul\u0000`, 6);
+    const queue = new Queue(READINGS_QUEUE, { connection: { url: stack.redisUrl }, prefix: `${env.REDIS_PREFIX}:bull` });
+    try {
+      await queue.add(STORE_READINGS_JOB, { readings: [good, bad] });
+    } finally {
+      await queue.close();
+    }
+    await waitFor('both readings to be settled', async () => (await getJson(`${api.url}/v1/readings/${bad.id}`)).json?.status === 'failed', 20_000);
+    const failed = await getJson(`${api.url}/v1/readings/${bad.id}`);
+    expect(failed.json).toMatchObject({ id: bad.id, status: 'failed', values: { t1: 6 } });
+    expect(failed.json.reason).toContain('0x00');
+    const stored = await getJson(`${api.url}/v1/readings/${good.id}`);
+    expect(stored.json).toMatchObject({ id: good.id, status: 'stored', values: { t1: 5 } });
   });
 });

@@ -44,6 +44,7 @@ export function buildDataSourceOptions(
     poolSize: db.poolSize,
     extra,
     poolErrorHandler: onPoolError,
-    logging: ['error'],
+    // Errors are logged by the callers as JSON lines, with context; TypeORM's own logger would print raw SQL and parameters.
+    logging: false,
   };
 }

@@ -60,6 +60,11 @@ export class BatchBuffer {
     return this.waiting;
   }
 
+  /** Shutdown: write what is waiting now instead of after the linger. */
+  flushPending(): void {
+    this.flushNow();
+  }
+
   /** Resolves once nothing is waiting or being written. */
   whenIdle(): Promise<void> {
     if (this.waiting === 0 && this.inFlight === 0) return Promise.resolve();

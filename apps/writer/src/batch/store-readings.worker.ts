@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
@@ -23,7 +23,7 @@ import { BatchWriter, type WriteOutcome } from './batch-writer.js';
  * and only then closes.
  */
 @Injectable()
-export class StoreReadingsWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private worker?: Worker<StoreReadingsJob>;
   private workerConnection?: Redis;
   private readonly buffer: BatchBuffer;
@@ -100,10 +100,12 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, OnApplicatio
     return { running: this.worker?.isRunning() ?? false, bufferedReadings: this.buffer.pendingReadings, lastCompletedAt: this.lastCompletedAt };
   }
 
-  async onApplicationShutdown(signal?: string): Promise<void> {
+  /** Before, not on, shutdown: the DataSource closes in onApplicationShutdown and the last batch still needs it. */
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
     this.logger.info({ signal }, 'draining: no new jobs, flushing the buffer');
     // close() stops fetching and waits for active jobs, which wait for their batch to commit.
     const closing = this.worker?.close();
+    this.buffer.flushPending();
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.config.writer.drainTimeoutMs).unref());
     const result = await Promise.race([closing?.then(() => 'drained' as const), timeout]);
     if (result === 'timeout') {
