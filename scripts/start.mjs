@@ -138,6 +138,7 @@ async function shutdown(signal) {
   await api.stop(15_000);
   await writer.stop(35_000);
   await stack.stop();
+  rmSync(join(dataDir, 'cluster.json'), { force: true });
   log('stopped cleanly');
   process.exit(0);
 }

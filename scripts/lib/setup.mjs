@@ -58,6 +58,7 @@ function has(binary) {
 }
 
 function hasPostgres() {
+  if (process.env.PG_BIN_DIR && existsSync(join(process.env.PG_BIN_DIR, 'initdb'))) return true;
   if (existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb')))) return true;
   return has('initdb') && has('pg_ctl') && has('pg_basebackup');
 }

@@ -7,14 +7,15 @@ import { freePort, RedisInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
 import { testRunPrefix } from '../support/readings-factory.js';
+import { stackControl } from '../support/stack-control.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'mi-e2e-resilience-'));
 const started: AppProcess[] = [];
 const baseEnv = { DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl, RATE_LIMIT: '1000000' };
 
-async function api(env: Record<string, string>, name: string) {
-  const p = await startApi({ ...baseEnv, ...env }, dir, name);
+async function api(env: Record<string, string>, name: string, waitPath?: string) {
+  const p = await startApi({ ...baseEnv, ...env }, dir, name, waitPath);
   started.push(p);
   return p;
 }
@@ -158,5 +159,51 @@ describe('shedding and limits', () => {
     // Another client (another key) is unaffected.
     const other = await postJson(`${a.url}/v1/readings`, validReading(prefix, 99), { 'x-api-key': 'another-client' });
     expect(other.status).toBe(202);
+  });
+});
+
+describe('PostgreSQL primary outage', () => {
+  it('keeps answering 202 while the primary is down (the queue absorbs), reads answer 503, and the backlog drains after', async () => {
+    const { primary, replica } = stackControl();
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `pgdown-${Date.now()}`, DB_CONNECT_TIMEOUT_MS: '1000' };
+    const a = await api(env, 'api-pgdown');
+    await writer(env, 'writer-pgdown');
+    const prefix = testRunPrefix('pgdown');
+    const ledger = new Ledger();
+    let i = 0;
+    const sendSome = async (n: number) => {
+      for (let k = 0; k < n; k++, i++) {
+        const body = validReading(prefix, i);
+        const res = await postJson(`${a.url}/v1/readings`, body);
+        expect(res.status).toBe(202);
+        ledger.record({ body, valid: true, outcome: 'acknowledged', status: 202, id: res.json.id });
+      }
+    };
+    await sendSome(20);
+    await primary.stop('fast');
+    try {
+      await sendSome(50);
+      // A replica started during the outage comes up and takes readings too.
+      const late = await api(env, 'api-pgdown-late', '/health/live');
+      const body = validReading(prefix, 1_000);
+      const res = await postJson(`${late.url}/v1/readings`, body);
+      expect(res.status).toBe(202);
+      ledger.record({ body, valid: true, outcome: 'acknowledged', status: 202, id: res.json.id });
+      const status = await getJson(`${late.url}/v1/readings/${res.json.id}`);
+      expect(status.status).toBe(503);
+      expect(status.json.error.code).toBe('database_unavailable');
+      const strong = await getJson(`${a.url}/v1/meters/${prefix}-1/readings?consistency=strong`);
+      expect(strong.status).toBe(503);
+      expect(Number(strong.headers.get('retry-after'))).toBeGreaterThan(0);
+      await sendSome(30);
+    } finally {
+      await primary.start();
+      await replica.start().catch(() => undefined);
+    }
+    const v = await verifyLedger(stack.databaseUrl, ledger, prefix, 60_000);
+    expect(v.acknowledged).toBe(101);
+    expect(v.lost).toEqual([]);
+    expect(v.duplicated).toEqual([]);
+    expect(v.valueMismatch).toEqual([]);
   });
 });

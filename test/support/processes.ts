@@ -48,10 +48,10 @@ async function waitHttp(url: string, what: string, proc: AppProcess, timeoutMs =
 }
 
 /** Starts an API replica from the build (dist/) and waits until /health/ready answers 200. */
-export async function startApi(env: Record<string, string>, logDir: string, name = 'api'): Promise<AppProcess> {
+export async function startApi(env: Record<string, string>, logDir: string, name = 'api', waitPath = '/health/ready'): Promise<AppProcess> {
   const port = await freePort();
   const proc = launch('dist/apps/api/src/main.js', { PORT: String(port), REPLICA_NAME: name, LOG_REQUESTS: 'false', ...env }, logDir, name, port, `http://127.0.0.1:${port}`);
-  await waitHttp(`${proc.url}/health/ready`, name, proc);
+  await waitHttp(`${proc.url}${waitPath}`, name, proc);
   return proc;
 }
 

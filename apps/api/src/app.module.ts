@@ -9,6 +9,7 @@ import { buildDataSourceOptions } from '../../../libs/database/src/index.js';
 import { apiMetrics, createLogger, createRegistry, type Logger } from '../../../libs/observability/src/index.js';
 import { createProducerConnection, redisKeys } from '../../../libs/queue/src/index.js';
 import { API_METRICS, LOGGER, METRICS_REGISTRY, PRODUCER_REDIS } from './api.tokens.js';
+import { DatabaseConnector } from './database/database-connector.js';
 import { HealthController } from './health/health.controller.js';
 import { AllExceptionsFilter } from './http/all-exceptions.filter.js';
 import { BacklogMonitor } from './intake/backlog.monitor.js';
@@ -64,14 +65,17 @@ class CoreModule {}
     TypeOrmModule.forRootAsync({
       useFactory: () => ({
         ...buildDataSourceOptions(config.db, `meter-intake-${config.http.replicaName}`, (err: unknown) => logger.warn({ err: String(err) }, 'database pool error')),
-        // The API must come up and answer 202s even while the database is down: the queue absorbs.
-        retryAttempts: 0,
+        // The API must come up and answer 202s even while the database is down: the queue
+        // absorbs. DatabaseConnector connects in the background instead.
+        manualInitialization: true,
       }),
     }),
     ThrottlerModule.forRootAsync({
       inject: [APP_CONFIG, PRODUCER_REDIS],
       useFactory: (c: AppConfig, redis: Redis) => ({
         throttlers: [{ name: 'default', ttl: c.rateLimit.windowMs, limit: c.rateLimit.limit }],
+        // One budget per client across every route, not one per route.
+        generateKey: (_context: unknown, tracker: string, name: string) => `${name}:${tracker}`,
         storage: new RedisThrottlerStorage(redis, redisKeys(c.redis.keyPrefix).rateLimit),
       }),
     }),
@@ -79,6 +83,7 @@ class CoreModule {}
   ],
   controllers: [ReadingsController, MetersController, HealthController, MetricsController],
   providers: [
+    DatabaseConnector,
     IntakeQueue,
     SubmissionCoalescer,
     StoredNotices,

@@ -139,6 +139,13 @@ describe('loadConfig: invalid values', () => {
   });
 
   it('rejects a bad boolean', () => {
+    expect(problemsOf({ LOG_REQUESTS: 'maybe' })).toEqual([expect.stringContaining('LOG_REQUESTS')]);
+  });
+
+  it('takes TRUST_PROXY as a boolean or a list of proxy addresses, loopback only by default', () => {
+    expect(loadConfig({}).http.trustProxy).toBe('loopback');
+    expect(loadConfig({ TRUST_PROXY: 'true' }).http.trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).http.trustProxy).toBe('10.0.0.0/8, 127.0.0.1');
     expect(problemsOf({ TRUST_PROXY: 'maybe' })).toEqual([expect.stringContaining('TRUST_PROXY')]);
   });
 

@@ -3,7 +3,7 @@ import { assertTimeZone } from '../../readings/src/index.js';
 export type DbBackend = 'postgres' | 'cockroach';
 
 export interface AppConfig {
-  http: { host: string; port: number; bodyLimitBytes: number; trustProxy: boolean; replicaName: string };
+  http: { host: string; port: number; bodyLimitBytes: number; trustProxy: boolean | string; replicaName: string };
   redis: { url: string; commandTimeoutMs: number; keyPrefix: string };
   db: {
     backend: DbBackend;
@@ -25,6 +25,8 @@ export interface AppConfig {
     waitTimeoutMs: number;
     idempotencyTtlSeconds: number;
     spikeKwhPerDay: number;
+    /** Delivery attempts per job, set by the producer (API) on every job. */
+    jobAttempts: number;
   };
   rateLimit: { limit: number; windowMs: number };
   writer: {
@@ -35,7 +37,6 @@ export interface AppConfig {
     lockDurationMs: number;
     stalledIntervalMs: number;
     maxStalledCount: number;
-    attempts: number;
     retryMaxMs: number;
     healthPort: number;
     drainTimeoutMs: number;
@@ -86,6 +87,19 @@ class Reader {
     return fallback;
   }
 
+  /** true, false, or addresses/subnets of trusted proxies ('loopback', '10.0.0.0/8,127.0.0.1'). */
+  trustProxy(name: string, fallback: string): boolean | string {
+    const raw = this.str(name, fallback).trim();
+    if (['true', '1', 'yes'].includes(raw.toLowerCase())) return true;
+    if (['false', '0', 'no'].includes(raw.toLowerCase())) return false;
+    const token = (t: string) => ['loopback', 'linklocal', 'uniquelocal'].includes(t) || /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(t);
+    if (!raw.split(',').every((t) => token(t.trim()))) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected true, false or a comma-separated list of proxy addresses`);
+      return fallback;
+    }
+    return raw;
+  }
+
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
     const raw = this.str(name, fallback);
     if (!(allowed as readonly string[]).includes(raw)) {
@@ -124,7 +138,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       host: r.str('HOST', '127.0.0.1'),
       port: r.int('PORT', 3000, 0, 65_535),
       bodyLimitBytes: r.int('HTTP_BODY_LIMIT_BYTES', 1_048_576, 1_024, 64 * 1_048_576),
-      trustProxy: r.bool('TRUST_PROXY', true),
+      trustProxy: r.trustProxy('TRUST_PROXY', 'loopback'),
       replicaName: r.str('REPLICA_NAME', `api-${process.pid}`),
     },
     redis: {
@@ -152,6 +166,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       waitTimeoutMs: r.int('WAIT_TIMEOUT_MS', 5_000, 1, 120_000),
       idempotencyTtlSeconds: r.int('IDEMPOTENCY_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
       spikeKwhPerDay: r.int('SPIKE_KWH_PER_DAY', 500, 1, 1_000_000),
+      jobAttempts: r.int('JOB_ATTEMPTS', 10, 1, 1_000),
     },
     rateLimit: {
       limit: r.int('RATE_LIMIT', 600, 1, 10_000_000),
@@ -165,7 +180,6 @@ export function loadConfig(env: Env = process.env): AppConfig {
       lockDurationMs,
       stalledIntervalMs: r.int('WRITER_STALLED_INTERVAL_MS', 30_000, 500, 600_000),
       maxStalledCount: r.int('WRITER_MAX_STALLED_COUNT', 1, 0, 100),
-      attempts: r.int('JOB_ATTEMPTS', 10, 1, 1_000),
       retryMaxMs: r.int('WRITER_RETRY_MAX_MS', 60_000, 0, 3_600_000),
       healthPort: r.int('WRITER_HEALTH_PORT', 3100, 0, 65_535),
       drainTimeoutMs: r.int('WRITER_DRAIN_TIMEOUT_MS', 25_000, 100, 600_000),

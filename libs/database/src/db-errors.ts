@@ -56,3 +56,13 @@ export function classifyDbError(err: unknown): DbErrorClass {
   if (TRANSIENT_MESSAGES.some((m) => message.includes(m))) return 'transient';
   return 'unknown';
 }
+
+/**
+ * The database cannot answer right now (down, restarting, not yet connected): callers answer
+ * 503 with Retry-After rather than 500.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (classifyDbError(err) === 'transient') return true;
+  const name = err instanceof Error ? err.name : '';
+  return name === 'CannotExecuteNotConnectedError' || name === 'ConnectionIsNotSetError' || name === 'DatabaseNotConnectedError';
+}

@@ -59,7 +59,7 @@ export function writerMetrics(registry: Registry) {
     rowsWritten: new Counter({ name: 'writer_rows_written_total', help: 'Rows inserted (new readings stored)', registers: [registry] }),
     duplicatesSkipped: new Counter({
       name: 'writer_duplicates_skipped_total',
-      help: 'Readings already stored or repeated in a batch (redeliveries, resends)',
+      help: 'Readings whose row already existed (redelivered jobs, resends with the same key)',
       registers: [registry],
     }),
     writeDuration: new Histogram({
@@ -70,7 +70,7 @@ export function writerMetrics(registry: Registry) {
     }),
     failures: new Counter({
       name: 'writer_failures_total',
-      help: 'Write failures by kind: transient (retried), poison (reading isolated), batch (job failed)',
+      help: 'Batch write failures by kind: transient (retried in-process), batch (given back to the queue)',
       labelNames: ['kind'] as const,
       registers: [registry],
     }),

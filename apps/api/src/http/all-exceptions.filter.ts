@@ -1,6 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common';
 import { ThrottlerException } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../../../../libs/database/src/index.js';
 import type { Logger } from '../../../../libs/observability/src/index.js';
 import { LOGGER } from '../api.tokens.js';
 import { ApiError, CODE_FOR_STATUS, errorBody, type ErrorBody } from './api-error.js';
@@ -47,6 +48,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
       if (exception instanceof ApiError) {
         for (const [name, value] of Object.entries(exception.headers)) void reply.header(name, value);
       }
+    } else if (isDatabaseUnavailable(exception)) {
+      status = 503;
+      void reply.header('retry-after', '2');
+      body = errorBody('database_unavailable', 'the database is not reachable; retry shortly');
+      this.logger.warn({ requestId: request.id, err: exception instanceof Error ? exception.message : String(exception) }, 'database unavailable for a read');
     } else {
       this.logger.error({ requestId: request.id, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) }, 'unhandled error');
       body = errorBody('internal', 'internal error; the request id identifies it in the logs');

@@ -52,7 +52,7 @@ export class IntakeQueue implements OnApplicationShutdown {
     this.queueInstance ??= new Queue<StoreReadingsJob>(READINGS_QUEUE, {
       connection: this.redis,
       prefix: this.keys.bullPrefix,
-      defaultJobOptions: defaultJobOptions(this.config.writer.attempts),
+      defaultJobOptions: defaultJobOptions(this.config.intake.jobAttempts),
       skipWaitingForReady: true,
     });
     // The producer connection already reports outages once; without a listener BullMQ prints each retry.

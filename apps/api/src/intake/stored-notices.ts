@@ -12,22 +12,23 @@ import { LOGGER } from '../api.tokens.js';
 @Injectable()
 export class StoredNotices implements OnApplicationBootstrap, OnApplicationShutdown {
   private subscriber?: Redis;
-  private readonly waiters = new Map<string, (notice: StoredNotice) => void>();
+  private readonly waiters = new Map<string, Set<(notice: StoredNotice) => void>>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): void {
     const channel = redisKeys(this.config.redis.keyPrefix).storedChannel;
     this.subscriber = createSubscriberConnection({ url: this.config.redis.url, commandTimeoutMs: this.config.redis.commandTimeoutMs, name: 'api-notices' });
     this.subscriber.on('error', (err) => this.logger.debug({ err: err.message }, 'notice subscriber error'));
     this.subscriber.on('message', (_channel: string, message: string) => {
       if (this.waiters.size === 0) return;
-      for (const notice of JSON.parse(message) as StoredNotice[]) this.waiters.get(notice.id)?.(notice);
+      for (const notice of JSON.parse(message) as StoredNotice[]) this.waiters.get(notice.id)?.forEach((settle) => settle(notice));
     });
-    await this.subscriber.subscribe(channel);
+    // Not awaited: the API must start even while Redis is down; the subscription is made on connect.
+    this.subscriber.subscribe(channel).catch((err: unknown) => this.logger.warn({ err: String(err) }, 'could not subscribe to stored notices'));
   }
 
   /** Register before enqueueing, so a fast writer cannot announce the commit before anyone listens. */
@@ -37,10 +38,14 @@ export class StoredNotices implements OnApplicationBootstrap, OnApplicationShutd
     const promise = new Promise<StoredNotice | undefined>((resolve) => {
       settle = (notice) => {
         clearTimeout(timer);
-        this.waiters.delete(id);
+        const set = this.waiters.get(id);
+        set?.delete(settle);
+        if (set?.size === 0) this.waiters.delete(id);
         resolve(notice);
       };
-      this.waiters.set(id, settle);
+      const set = this.waiters.get(id) ?? new Set();
+      set.add(settle);
+      this.waiters.set(id, set);
       timer = setTimeout(() => settle(undefined), timeoutMs);
     });
     return { promise, cancel: () => settle(undefined) };

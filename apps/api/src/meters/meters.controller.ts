@@ -6,6 +6,7 @@ import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialec
 import type { Logger } from '../../../../libs/observability/src/index.js';
 import { billingPeriod, isBillingPeriod } from '../../../../libs/readings/src/index.js';
 import { LOGGER } from '../api.tokens.js';
+import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 
 const METER_ID = /^[A-Za-z0-9_-]{1,32}$/;
@@ -41,11 +42,13 @@ export class MetersController {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     private readonly dataSource: DataSource,
+    private readonly database: DatabaseConnector,
   ) {
     this.dialect = dialectFor(config.db.backend);
   }
 
   private async query(strong: boolean, text: string, values: unknown[]): Promise<{ rows: ReadingRow[]; readFrom: 'primary' | 'replica' }> {
+    this.database.assertConnected();
     const useReplica = !strong && Boolean(this.config.db.replicaUrl);
     const run = async (mode: 'master' | 'slave') => {
       const runner = this.dataSource.createQueryRunner(mode);

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
 import { dialectFor, type ReadingRow, rowToView, type SqlDialect } from '../../../../libs/database/src/index.js';
+import { DatabaseConnector } from '../database/database-connector.js';
 import { IntakeQueue } from '../intake/intake-queue.js';
 
 /**
@@ -16,6 +17,7 @@ export class ReadingStatusService {
     @Inject(APP_CONFIG) config: AppConfig,
     private readonly dataSource: DataSource,
     private readonly intake: IntakeQueue,
+    private readonly database: DatabaseConnector,
   ) {
     this.dialect = dialectFor(config.db.backend);
   }
@@ -40,6 +42,7 @@ export class ReadingStatusService {
 
   async find(id: string): Promise<Record<string, unknown> | undefined> {
     // The marker is read first: if the writer commits in between, the database lookup still sees the row.
+    this.database.assertConnected();
     const pending = await this.intake.pendingJob(id).catch(() => undefined);
     const stored = await this.fromDatabase(id);
     if (stored) return stored;

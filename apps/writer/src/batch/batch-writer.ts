@@ -154,7 +154,6 @@ export class BatchWriter {
       }
     }
     if (failures.length) {
-      this.metrics?.failures.inc({ kind: 'poison' }, failures.length);
       for (const f of failures) {
         this.logger.error({ readingId: f.reading.id, requestId: f.reading.requestId, sqlstate: f.sqlstate, reason: f.reason }, 'reading isolated as failed');
       }
