@@ -90,6 +90,9 @@ async function scenario(name, env, makeRequest, conns = connections) {
   }
   const drainMs = Date.now() - t0;
   const after = { redis: await redisCalls(), api: await cpuSeconds(api.pid), writer: await cpuSeconds(writer.pid) };
+  const metrics = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  const metric = (name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+  const readingsPerJob = metric('intake_job_readings_sum') / metric('intake_job_readings_count');
   await stopAll();
   const row = {
     scenario: name,
@@ -104,6 +107,7 @@ async function scenario(name, env, makeRequest, conns = connections) {
     // autocannon counts only responses received before the end; requests in flight then may be stored too.
     storedMinusAcked: stored - expected,
     connections: conns,
+    readingsPerJob: Number(readingsPerJob.toFixed(1)),
     redisCommandsPerReading: Number(((after.redis - before.redis) / Math.max(expected, 1)).toFixed(2)),
     apiCpuMsPerReading: Number((((after.api - before.api) * 1000) / Math.max(expected, 1)).toFixed(3)),
     writerCpuMsPerReading: Number((((after.writer - before.writer) * 1000) / Math.max(expected, 1)).toFixed(3)),
