@@ -131,7 +131,7 @@ const writer = new Supervised('writer', 'dist/apps/writer/src/main.js', { ...app
 const api = new Supervised('api', 'dist/apps/api/src/main.js', { ...appEnv, PORT: String(ports.api), HOST: '127.0.0.1', REPLICA_NAME: 'api-1', MIGRATE_ON_START: 'false' }, `http://127.0.0.1:${ports.api}/health/ready`);
 
 let shuttingDown = false;
-async function shutdown(signal) {
+async function shutdown(signal, exitCode = 0) {
   if (shuttingDown) return;
   shuttingDown = true;
   log(`${signal}: stopping the API, draining the writer, then Redis and PostgreSQL`);
@@ -139,8 +139,8 @@ async function shutdown(signal) {
   await writer.stop(35_000);
   await stack.stop();
   rmSync(join(dataDir, 'cluster.json'), { force: true });
-  log('stopped cleanly');
-  process.exit(0);
+  log(exitCode === 0 ? 'stopped cleanly' : 'stopped after a failed start');
+  process.exit(exitCode);
 }
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -151,7 +151,7 @@ try {
   await Promise.all([writer.waitReady(), api.waitReady()]);
 } catch (err) {
   log(`${err.message}; see ${rel(api.logFile)} and ${rel(writer.logFile)}`);
-  await shutdown('start-up failure');
+  await shutdown('start-up failure', 1);
 }
 
 const table = [

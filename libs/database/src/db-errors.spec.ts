@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { classifyDbError, errorCode, errorMessage } from './db-errors.js';
+import { classifyDbError, errorCode, errorMessage, isDatabaseUnavailable } from './db-errors.js';
 
 function withCode(code: string, message = 'db error'): Error {
   return Object.assign(new Error(message), { code });
@@ -93,5 +93,21 @@ describe('errorMessage', () => {
     expect(errorMessage(new Error('boom'))).toBe('boom');
     expect(errorMessage('plain')).toBe('plain');
     expect(errorMessage(42)).toBe('42');
+  });
+});
+
+describe('isDatabaseUnavailable', () => {
+  it('is true for transient errors and for a DataSource that is not connected', () => {
+    expect(isDatabaseUnavailable({ code: 'ECONNREFUSED' })).toBe(true);
+    expect(isDatabaseUnavailable({ code: '57P03' })).toBe(true);
+    const notConnected = new Error('Cannot execute operation on "default" connection because connection is not yet established.');
+    notConnected.name = 'CannotExecuteNotConnectedError';
+    expect(isDatabaseUnavailable(notConnected)).toBe(true);
+  });
+
+  it('is false for data errors and programming errors', () => {
+    expect(isDatabaseUnavailable({ code: '22021' })).toBe(false);
+    expect(isDatabaseUnavailable({ code: '42P01' })).toBe(false);
+    expect(isDatabaseUnavailable(new TypeError('x is undefined'))).toBe(false);
   });
 });

@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
 import { dialectFor, type ReadingRow, rowToView, type SqlDialect } from '../../../../libs/database/src/index.js';
 import { DatabaseConnector } from '../database/database-connector.js';
+import { ApiError } from '../http/api-error.js';
 import { IntakeQueue } from '../intake/intake-queue.js';
 
 /**
@@ -43,9 +44,17 @@ export class ReadingStatusService {
   async find(id: string): Promise<Record<string, unknown> | undefined> {
     // The marker is read first: if the writer commits in between, the database lookup still sees the row.
     this.database.assertConnected();
-    const pending = await this.intake.pendingJob(id).catch(() => undefined);
+    let redisDown = false;
+    const pending = await this.intake.pendingJob(id).catch(() => {
+      redisDown = true;
+      return undefined;
+    });
     const stored = await this.fromDatabase(id);
     if (stored) return stored;
+    if (redisDown) {
+      // Not in the database, and the queue cannot be asked: "unknown" would be a lie, so 503.
+      throw new ApiError(503, 'queue_unavailable', 'the reading is not stored yet and the queue is unreachable; retry shortly', [], { 'retry-after': '1' });
+    }
     if (!pending?.reading) return undefined;
     const { notify: _n, requestId: _r, ...reading } = pending.reading;
     if (pending.state === 'failed') return { ...reading, status: 'failed', flags: [], reason: pending.failedReason ?? 'job failed' };
