@@ -1,62 +1,81 @@
-// `npm start`: the local meter-intake stack on one machine. PostgreSQL primary + streaming
-// replica and Redis (AOF, noeviction) under .data/, migrations, one API on
-// http://127.0.0.1:8080 and one writer, supervised: a crashed process is restarted with
-// backoff; Ctrl-C or SIGTERM stops the API, lets the writer drain, then stops Redis and
-// PostgreSQL cleanly.
-import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+// `npm start`: the meter-intake cluster on one machine, under one supervisor.
+//   PostgreSQL primary + streaming hot-standby replica and Redis (AOF, noeviction) under .data/,
+//   migrations, N API replicas (default 2), M writers (default 1), nginx on http://127.0.0.1:8080.
+// `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M` talk to it over a
+// Unix socket in the data folder. Ctrl-C / SIGTERM: nginx stops accepting and finishes what it
+// has, the APIs drain, the writers flush, then Redis and PostgreSQL shut down cleanly.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
+import { Supervised } from './cluster/supervised.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, gitIgnoredDataDir, rel, root } from './lib/setup.mjs';
-import { startStack, waitFor, writeJson } from './lib/stack.mjs';
+import { freePort, startStack, writeJson } from './lib/stack.mjs';
 
 const { values: args } = parseArgs({
   options: {
-    port: { type: 'string', default: process.env.PORT ?? '8080' },
+    api: { type: 'string', default: process.env.API_REPLICAS ?? '2' },
+    writers: { type: 'string', default: process.env.WRITERS ?? '1' },
+    port: { type: 'string', default: process.env.NGINX_PORT ?? '8080' },
     db: { type: 'string', default: process.env.DB_BACKEND ?? 'postgres' },
+    'data-dir': { type: 'string', default: process.env.DATA_DIR ?? gitIgnoredDataDir() },
     fresh: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (args.help) {
-  console.log(`usage: npm start -- [--port 8080] [--db postgres] [--fresh]
-  --port   port of the API (default 8080)
-  --db     database backend; only postgres is available in this build
-  --fresh  wipe .data/ (databases, queue, logs) before starting`);
+  console.log(`usage: npm start -- [--api N] [--writers M] [--port 8080] [--db postgres] [--fresh] [--data-dir DIR]
+  --api N       API replicas behind nginx (default 2)
+  --writers M   writer processes (default 1)
+  --port        port nginx listens on (default 8080)
+  --db          database backend; only postgres is available in this build
+  --fresh       wipe the data folder (databases, queue, logs) before starting
+  --data-dir    where data, logs and the process table live (default .data/)
+Then: npm run cluster -- status | scale api=N writers=M`);
   process.exit(0);
 }
 if (args.db !== 'postgres') {
-  console.error(`--db ${args.db}: not available in this build. Only postgres is supported for now (CockroachDB support is tracked separately).`);
+  console.error(`--db ${args.db}: not available in this build. Only postgres is supported for now (the CockroachDB backend is planned).`);
   process.exit(2);
 }
+const wanted = { api: Number(args.api), writers: Number(args.writers) };
+for (const [k, v] of Object.entries(wanted)) {
+  if (!Number.isInteger(v) || v < 1 || v > 32) {
+    console.error(`--${k === 'api' ? 'api' : 'writers'} must be a whole number from 1 to 32`);
+    process.exit(2);
+  }
+}
 
-const log = (message) => process.stderr.write(`[meter-intake] ${message}\n`);
-const dataDir = gitIgnoredDataDir();
+const log = (message) => process.stderr.write(`[meter-intake ${new Date().toISOString()}] ${message}\n`);
+const dataDir = resolve(args['data-dir']);
+const logsDir = join(dataDir, 'logs');
+const socketPath = join(dataDir, 'supervisor.sock');
 const ports = {
-  api: Number(args.port),
+  nginx: Number(args.port),
   pg: Number(process.env.PG_PORT ?? 55432),
   replica: Number(process.env.PG_REPLICA_PORT ?? 55433),
   redis: Number(process.env.REDIS_PORT ?? 56379),
-  writerHealth: Number(process.env.WRITER_HEALTH_PORT ?? 3100),
 };
 
 function portFree(port) {
-  return new Promise((resolve) => {
+  return new Promise((resolvePort) => {
     const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    srv.once('error', () => resolvePort(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolvePort(true)));
   });
 }
 
 ensureDependencies();
-ensureSystemPackages(['redis-server', 'postgres']);
+ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
 for (const [name, port] of Object.entries(ports)) {
   if (!(await portFree(port))) {
-    console.error(`port ${port} (${name}) is in use. Is meter-intake already running? Stop it, or choose other ports (--port, PG_PORT, PG_REPLICA_PORT, REDIS_PORT, WRITER_HEALTH_PORT).`);
+    console.error(`port ${port} (${name}) is in use. Is meter-intake already running (npm run cluster -- status)? Stop it, or choose other ports (--port, PG_PORT, PG_REPLICA_PORT, REDIS_PORT).`);
     process.exit(1);
   }
 }
@@ -64,7 +83,8 @@ if (args.fresh) {
   log(`--fresh: removing ${rel(dataDir)}`);
   rmSync(dataDir, { recursive: true, force: true });
 }
-mkdirSync(join(dataDir, 'logs'), { recursive: true });
+mkdirSync(logsDir, { recursive: true });
+rmSync(socketPath, { force: true });
 
 log('starting PostgreSQL primary, streaming replica and Redis');
 const stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'everysec', log });
@@ -75,6 +95,7 @@ const appEnv = {
   DATABASE_REPLICA_URL: stack.replicaUrl,
   REDIS_URL: stack.redisUrl,
   DB_BACKEND: 'postgres',
+  MIGRATE_ON_START: 'false',
 };
 
 log('applying migrations');
@@ -85,91 +106,186 @@ if (migrate.status !== 0) {
   process.exit(1);
 }
 
-/** A supervised child: restarted with exponential backoff when it dies unexpectedly. */
-class Supervised {
-  constructor(name, entry, env, healthUrl) {
-    Object.assign(this, { name, entry, env, healthUrl, restarts: 0, stopping: false });
-    this.logFile = join(dataDir, 'logs', `${name}.log`);
-  }
-  start() {
-    const out = createWriteStream(this.logFile, { flags: 'a' });
-    // detached: a terminal Ctrl-C reaches only the supervisor, which stops the parts in order.
-    this.child = spawn(process.execPath, [this.entry], { cwd: root, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    this.child.stdout.pipe(out);
-    this.child.stderr.pipe(out);
-    this.startedAt = Date.now();
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        resolve();
-        if (this.stopping) return;
-        // A process that ran for a minute is healthy again: start the backoff from scratch.
-        if (Date.now() - this.startedAt > 60_000) this.restarts = 0;
-        const delay = Math.min(1_000 * 2 ** this.restarts, 30_000);
-        this.restarts++;
-        log(`${this.name} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms (restart #${this.restarts}, log: ${rel(this.logFile)})`);
-        setTimeout(() => !this.stopping && this.start(), delay);
-      });
-    });
-  }
-  async waitReady(timeoutMs = 60_000) {
-    await waitFor(`${this.name} to be ready`, async () => (await fetch(this.healthUrl).catch(() => undefined))?.status === 200, timeoutMs, 200);
-  }
-  async stop(timeoutMs) {
-    this.stopping = true;
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      log(`${this.name} did not stop within ${timeoutMs} ms; killing it`);
-      this.child.kill('SIGKILL');
-    }, timeoutMs);
-    await this.exited;
-    clearTimeout(timer);
-  }
+const apis = [];
+const writers = [];
+let nextApi = 1;
+let nextWriter = 1;
+const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
+
+async function newApi() {
+  const name = `api-${nextApi++}`;
+  const port = await freePort();
+  const proc = new Supervised({
+    name,
+    entry: 'dist/apps/api/src/main.js',
+    env: { ...appEnv, PORT: String(port), HOST: '127.0.0.1', REPLICA_NAME: name },
+    healthUrl: `http://127.0.0.1:${port}/health/ready`,
+    logFile: join(logsDir, `${name}.log`),
+    log,
+    onRestart: () => saveProcessTable(),
+  });
+  proc.port = port;
+  proc.start();
+  return proc;
 }
 
-const writer = new Supervised('writer', 'dist/apps/writer/src/main.js', { ...appEnv, WRITER_HEALTH_PORT: String(ports.writerHealth), MIGRATE_ON_START: 'false' }, `http://127.0.0.1:${ports.writerHealth}/health/ready`);
-const api = new Supervised('api', 'dist/apps/api/src/main.js', { ...appEnv, PORT: String(ports.api), HOST: '127.0.0.1', REPLICA_NAME: 'api-1', MIGRATE_ON_START: 'false' }, `http://127.0.0.1:${ports.api}/health/ready`);
+async function newWriter() {
+  const name = `writer-${nextWriter++}`;
+  const port = await freePort();
+  const proc = new Supervised({
+    name,
+    entry: 'dist/apps/writer/src/main.js',
+    env: { ...appEnv, WRITER_HEALTH_PORT: String(port) },
+    healthUrl: `http://127.0.0.1:${port}/health/ready`,
+    logFile: join(logsDir, `${name}.log`),
+    log,
+    onRestart: () => saveProcessTable(),
+  });
+  proc.port = port;
+  proc.start();
+  return proc;
+}
+
+function processTable() {
+  return {
+    updatedAt: new Date().toISOString(),
+    supervisor: { pid: process.pid, socket: socketPath },
+    url: `http://127.0.0.1:${ports.nginx}`,
+    nginx: { url: `http://127.0.0.1:${ports.nginx}`, pid: nginx.child?.pid, config: nginx.confFile, log: nginx.logFile },
+    api: apis.map((a) => ({ name: a.name, url: `http://127.0.0.1:${a.port}`, pid: a.pid, log: a.logFile, restarts: a.restarts })),
+    writers: writers.map((w) => ({ name: w.name, health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics`, pid: w.pid, log: w.logFile, restarts: w.restarts })),
+    postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl, logs: [stack.primary.logFile, stack.replica.logFile] },
+    redis: { url: stack.redisUrl, pid: stack.redis.child?.pid, log: stack.redis.logFile },
+  };
+}
+
+function saveProcessTable() {
+  writeJson(join(dataDir, 'cluster.json'), processTable());
+}
+
+async function status() {
+  const table = processTable();
+  const probe = async (url) => {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      return res.status === 200 ? 'ready' : `not ready (${res.status})`;
+    } catch {
+      return 'down';
+    }
+  };
+  table.nginx.health = await probe(`${table.nginx.url}/health/live`);
+  await Promise.all([...apis.map(async (a, i) => (table.api[i].health = await a.health())), ...writers.map(async (w, i) => (table.writers[i].health = await w.health()))]);
+  table.postgres.health = (await stack.primary.psql('SELECT 1').then(() => 'ready', () => 'down')) + ' / replica ' + (await stack.replica.psql('SELECT 1').then(() => 'ready', () => 'down'));
+  table.redis.health = await stack.redis.cli('PING').then((r) => (r === 'PONG' ? 'ready' : r), () => 'down');
+  return table;
+}
+
+let scaling = Promise.resolve();
+/** Live scaling: new replicas join nginx only when ready; removed ones leave nginx first, then drain. */
+function scale(target) {
+  scaling = scaling.then(async () => {
+    while (target.api !== undefined && apis.length < target.api) {
+      const api = await newApi();
+      apis.push(api);
+      await api.waitReady();
+      await nginx.setUpstreams(apis.filter((a) => a !== undefined));
+      log(`scaled up: ${api.name} on port ${api.port} joined nginx`);
+    }
+    while (target.api !== undefined && apis.length > target.api) {
+      const api = apis.pop();
+      await nginx.setUpstreams(apis);
+      await api.stop(20_000);
+      log(`scaled down: ${api.name} left nginx, drained and stopped`);
+    }
+    while (target.writers !== undefined && writers.length < target.writers) {
+      const writer = await newWriter();
+      writers.push(writer);
+      await writer.waitReady();
+      log(`scaled up: ${writer.name}`);
+    }
+    while (target.writers !== undefined && writers.length > target.writers) {
+      const writer = writers.pop();
+      await writer.stop(35_000);
+      log(`scaled down: ${writer.name} drained and stopped`);
+    }
+    saveProcessTable();
+  });
+  return scaling;
+}
 
 let shuttingDown = false;
-async function shutdown(signal, exitCode = 0) {
+async function shutdown(reason, exitCode = 0) {
   if (shuttingDown) return;
   shuttingDown = true;
-  log(`${signal}: stopping the API, draining the writer, then Redis and PostgreSQL`);
-  await api.stop(15_000);
-  await writer.stop(35_000);
+  log(`${reason}: stopping nginx (in-flight requests finish), then the APIs, the writers (they flush), Redis and PostgreSQL`);
+  control.close();
+  await nginx.stop();
+  await Promise.all(apis.map((a) => a.stop(20_000)));
+  await Promise.all(writers.map((w) => w.stop(35_000)));
   await stack.stop();
   rmSync(join(dataDir, 'cluster.json'), { force: true });
+  rmSync(socketPath, { force: true });
   log(exitCode === 0 ? 'stopped cleanly' : 'stopped after a failed start');
   process.exit(exitCode);
 }
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-writer.start();
-api.start();
+// The control socket: `npm run cluster -- status | scale`.
+const control = createHttpServer((req, res) => {
+  const reply = (code, body) => {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method === 'GET' && req.url === '/status') {
+    status().then((s) => reply(200, s), (err) => reply(500, { error: String(err) }));
+    return;
+  }
+  if (req.method === 'POST' && req.url === '/scale') {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      let target;
+      try {
+        target = JSON.parse(body);
+      } catch {
+        return reply(400, { error: 'body must be JSON {"api": N, "writers": M}' });
+      }
+      for (const [k, v] of Object.entries(target)) {
+        if (!['api', 'writers'].includes(k) || !Number.isInteger(v) || v < (k === 'api' ? 1 : 0) || v > 32) {
+          return reply(400, { error: `${k}=${v}: expected api=1..32 and writers=0..32` });
+        }
+      }
+      scale(target).then(() => status().then((s) => reply(200, s)), (err) => reply(500, { error: String(err) }));
+    });
+    return;
+  }
+  reply(404, { error: 'GET /status or POST /scale' });
+});
+await new Promise((r) => control.listen(socketPath, r));
+
 try {
-  await Promise.all([writer.waitReady(), api.waitReady()]);
+  for (let i = 0; i < wanted.writers; i++) writers.push(await newWriter());
+  for (let i = 0; i < wanted.api; i++) apis.push(await newApi());
+  await Promise.all([...apis, ...writers].map((p) => p.waitReady()));
+  await nginx.start(apis);
 } catch (err) {
-  log(`${err.message}; see ${rel(api.logFile)} and ${rel(writer.logFile)}`);
+  log(`${err.message}`);
   await shutdown('start-up failure', 1);
 }
+saveProcessTable();
 
-const table = [
+const table = processTable();
+const rows = [
   ['part', 'where', 'pid', 'log'],
-  ['api', `http://127.0.0.1:${ports.api}`, api.child.pid, rel(api.logFile)],
-  ['writer', `http://127.0.0.1:${ports.writerHealth}/health/ready`, writer.child.pid, rel(writer.logFile)],
+  ['nginx', table.nginx.url, table.nginx.pid, rel(nginx.logFile)],
+  ...table.api.map((a) => [a.name, a.url, a.pid, rel(a.log)]),
+  ...table.writers.map((w) => [w.name, w.health, w.pid, rel(w.log)]),
   ['postgres primary', stack.databaseUrl, '-', rel(stack.primary.logFile)],
   ['postgres replica', stack.replicaUrl, '-', rel(stack.replica.logFile)],
-  ['redis', stack.redisUrl, stack.redis.child.pid, rel(stack.redis.logFile)],
+  ['redis', stack.redisUrl, table.redis.pid, rel(stack.redis.logFile)],
 ];
-const widths = table[0].map((_, c) => Math.max(...table.map((r) => String(r[c]).length)));
-console.log(table.map((r) => r.map((v, c) => String(v).padEnd(widths[c])).join('  ')).join('\n'));
-writeJson(join(dataDir, 'cluster.json'), {
-  startedAt: new Date().toISOString(),
-  supervisorPid: process.pid,
-  api: { url: `http://127.0.0.1:${ports.api}`, pid: api.child.pid, log: api.logFile },
-  writer: { health: `http://127.0.0.1:${ports.writerHealth}`, pid: writer.child.pid, log: writer.logFile },
-  postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl },
-  redis: { url: stack.redisUrl, pid: stack.redis.child.pid },
-});
-log(`ready: try  curl -s http://127.0.0.1:${ports.api}/health/ready   (Ctrl-C stops everything)`);
+const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+console.log(rows.map((r) => r.map((v, c) => String(v).padEnd(widths[c])).join('  ')).join('\n'));
+log(`ready on ${table.url} (process table: ${rel(join(dataDir, 'cluster.json'))}; Ctrl-C stops everything)`);
+if (!existsSync(join(dataDir, 'cluster.json'))) saveProcessTable();

@@ -1,5 +1,5 @@
-// `npm test`: prepares the machine (npm dependencies, build, redis-server and PostgreSQL from
-// apt when missing), runs every test tier with Vitest against real servers started by the
+// `npm test`: prepares the machine (npm dependencies, build, redis-server, PostgreSQL and nginx
+// from apt when missing), runs every test tier with Vitest against real servers started by the
 // harness, and ends with a plain `N passed, N failed` line.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from './lib/setup.mjs';
 
 ensureDependencies();
-ensureSystemPackages(['redis-server', 'postgres']);
+ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
 const results = join(root, '.tmp', 'vitest-results.json');

@@ -1,0 +1,64 @@
+// `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M`: talks to the
+// running supervisor (npm start) over its Unix socket.
+import { request } from 'node:http';
+import { join, resolve } from 'node:path';
+import { gitIgnoredDataDir } from './lib/setup.mjs';
+
+const argv = process.argv.slice(2);
+let dataDir = process.env.DATA_DIR ?? gitIgnoredDataDir();
+const dirFlag = argv.indexOf('--data-dir');
+if (dirFlag >= 0) {
+  dataDir = argv[dirFlag + 1];
+  argv.splice(dirFlag, 2);
+}
+const socketPath = join(resolve(dataDir), 'supervisor.sock');
+const [command, ...rest] = argv;
+
+function call(method, path, body) {
+  return new Promise((resolveCall, reject) => {
+    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+      let data = '';
+      res.on('data', (c) => (data += c));
+      res.on('end', () => resolveCall({ status: res.statusCode, body: JSON.parse(data) }));
+    });
+    req.on('error', (err) => reject(new Error(`no running cluster at ${socketPath} (${err.code}); start it with npm start`)));
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+function print(s) {
+  const rows = [['part', 'where', 'pid', 'health', 'restarts']];
+  rows.push(['nginx', s.nginx.url, s.nginx.pid, s.nginx.health, '-']);
+  for (const a of s.api) rows.push([a.name, a.url, a.pid, a.health, a.restarts]);
+  for (const w of s.writers) rows.push([w.name, w.health === undefined ? w.health : w.health, w.pid, w.health, w.restarts]);
+  rows.push(['postgres', `${s.postgres.primary} (+ replica ${s.postgres.replica})`, '-', s.postgres.health, '-']);
+  rows.push(['redis', s.redis.url, s.redis.pid, s.redis.health, '-']);
+  for (const w of s.writers) rows[rows.findIndex((r) => r[0] === w.name)][1] = w.metrics.replace('/metrics', '');
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  console.log(rows.map((r) => r.map((v, c) => String(v).padEnd(widths[c])).join('  ')).join('\n'));
+}
+
+try {
+  if (command === 'status') {
+    const res = await call('GET', '/status');
+    if (rest.includes('--json')) console.log(JSON.stringify(res.body, null, 2));
+    else print(res.body);
+  } else if (command === 'scale') {
+    const target = {};
+    for (const arg of rest) {
+      const m = /^(api|writers)=(\d+)$/.exec(arg);
+      if (!m) throw new Error(`bad argument ${arg}: expected api=N and/or writers=M`);
+      target[m[1]] = Number(m[2]);
+    }
+    if (Object.keys(target).length === 0) throw new Error('nothing to scale: give api=N and/or writers=M');
+    const res = await call('POST', '/scale', target);
+    if (res.status !== 200) throw new Error(res.body.error);
+    print(res.body);
+  } else {
+    console.log('usage: npm run cluster -- status [--json] | scale api=N writers=M   [--data-dir DIR]');
+    process.exit(command ? 2 : 0);
+  }
+} catch (err) {
+  console.error(err.message);
+  process.exit(1);
+}

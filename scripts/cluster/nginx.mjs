@@ -1,0 +1,116 @@
+// Renders nginx/nginx.conf.template for the native cluster and controls the nginx process.
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { root } from '../lib/setup.mjs';
+import { findBin, waitFor } from '../lib/stack.mjs';
+
+const isRoot = process.getuid?.() === 0;
+
+/** nginx settings: the body limit matches the API's (HTTP_BODY_LIMIT_BYTES) so 413 comes from the edge. */
+export function nginxSettings(env = process.env) {
+  return {
+    maxBody: env.NGINX_MAX_BODY ?? `${Math.ceil(Number(env.HTTP_BODY_LIMIT_BYTES ?? 1_048_576) / 1024)}k`,
+    clientTimeout: env.NGINX_CLIENT_TIMEOUT ?? '10s',
+    clientKeepalive: env.NGINX_CLIENT_KEEPALIVE ?? '0',
+    ratePerSecond: Number(env.NGINX_RATE_PER_SECOND ?? 2000),
+    rateBurst: Number(env.NGINX_RATE_BURST ?? 4000),
+    workerProcesses: env.NGINX_WORKER_PROCESSES ?? 'auto',
+    accessLog: env.NGINX_ACCESS_LOG === 'true',
+    servedBy: env.SERVED_BY_HEADER !== 'false',
+  };
+}
+
+export function renderNginxConfig({ prefix, listen, upstreams, settings }) {
+  const template = readFileSync(join(root, 'nginx', 'nginx.conf.template'), 'utf8');
+  const servers = upstreams.length
+    ? upstreams.map((u) => `    server 127.0.0.1:${u.port} max_fails=1 fail_timeout=2s;  # ${u.name}`).join('\n')
+    : '    server 127.0.0.1:9 down;  # no replica yet';
+  const values = {
+    WORKER_PROCESSES: settings.workerProcesses,
+    USER_DIRECTIVE: isRoot ? 'user nobody nogroup;' : '',
+    PREFIX: prefix,
+    ACCESS_LOG: settings.accessLog ? `${prefix}/access.log` : 'off',
+    MAX_BODY: settings.maxBody,
+    CLIENT_TIMEOUT: settings.clientTimeout,
+    CLIENT_KEEPALIVE: settings.clientKeepalive,
+    RATE_PER_SECOND: String(settings.ratePerSecond),
+    RATE_BURST: String(settings.rateBurst),
+    UPSTREAM_SERVERS: servers,
+    LISTEN: `127.0.0.1:${listen}`,
+    // The replicas set X-Served-By themselves; hiding it here turns it off for clients.
+    SERVED_BY_DIRECTIVE: settings.servedBy ? '' : '      proxy_hide_header X-Served-By;',
+  };
+  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
+    if (!(name in values)) throw new Error(`nginx template: no value for {{${name}}}`);
+    return values[name];
+  });
+}
+
+/** The nginx master in the foreground (daemon off), reloaded with SIGHUP when the upstreams change. */
+export class NginxProcess {
+  constructor(prefix, listen, settings) {
+    Object.assign(this, { prefix, listen, settings, upstreams: [] });
+    this.confFile = join(prefix, 'nginx.conf');
+    this.logFile = join(prefix, 'error.log');
+  }
+
+  writeConfig() {
+    for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) {
+      const dir = join(this.prefix, d);
+      mkdirSync(dir, { recursive: true });
+      if (isRoot) chownSync(dir, 65534, 65534);
+    }
+    writeFileSync(this.confFile, renderNginxConfig({ prefix: this.prefix, listen: this.listen, upstreams: this.upstreams, settings: this.settings }));
+    const test = spawnSync(findBin('nginx', 'apt-get install -y nginx'), ['-t', '-q', '-p', this.prefix, '-c', this.confFile], { encoding: 'utf8' });
+    if (test.status !== 0) throw new Error(`nginx rejected the generated config: ${test.stderr}`);
+  }
+
+  async start(upstreams) {
+    this.upstreams = upstreams;
+    this.writeConfig();
+    const out = openSync(join(this.prefix, 'nginx.out.log'), 'a');
+    this.child = spawn(findBin('nginx', 'apt-get install -y nginx'), ['-p', this.prefix, '-c', this.confFile], { stdio: ['ignore', out, out], detached: true, cwd: this.prefix });
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    await waitFor('nginx', async () => {
+      if (this.child.exitCode !== null) throw new Error(`nginx exited; see ${this.logFile}`);
+      const res = await fetch(`http://127.0.0.1:${this.listen}/health/live`).catch(() => undefined);
+      return res !== undefined;
+    }, 15_000);
+  }
+
+  /** Workers of the current and previous generations; after a reload the old ones finish their requests, then exit. */
+  workerCount() {
+    const r = spawnSync('pgrep', ['-P', String(this.child.pid)], { encoding: 'utf8' });
+    return r.stdout.split('\n').filter(Boolean).length;
+  }
+
+  /**
+   * Swaps the upstream list with a graceful reload and resolves once the old workers have
+   * finished their in-flight requests and exited, so a removed replica gets nothing more.
+   */
+  async setUpstreams(upstreams) {
+    this.upstreams = upstreams;
+    this.writeConfig();
+    const before = this.workerCount();
+    this.child.kill('SIGHUP');
+    // New workers start alongside the old ones; wait for the count to grow, then to settle back.
+    await waitFor('nginx reload to start new workers', () => this.workerCount() > before || this.workerCount() === 0, 5_000, 20).catch(() => undefined);
+    await waitFor('old nginx workers to finish', () => this.workerCount() <= before, 30_000, 50);
+  }
+
+  /** Graceful quit: stop accepting, finish in-flight requests, exit. */
+  async stop(timeoutMs = 15_000) {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGQUIT');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+    await sleep(10);
+  }
+}
+
+export function nginxAvailable() {
+  return existsSync('/usr/sbin/nginx') || spawnSync('sh', ['-c', 'command -v nginx']).status === 0;
+}

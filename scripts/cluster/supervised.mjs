@@ -1,0 +1,75 @@
+// A supervised child process: its output goes to a log file; when it dies unexpectedly it is
+// restarted with exponential backoff and the restart is logged.
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { root } from '../lib/setup.mjs';
+import { waitFor } from '../lib/stack.mjs';
+
+export class Supervised {
+  constructor({ name, entry, env, healthUrl, logFile, log, onRestart }) {
+    Object.assign(this, { name, entry, env, healthUrl, logFile, log, onRestart, restarts: 0, stopping: false });
+  }
+
+  start() {
+    const out = createWriteStream(this.logFile, { flags: 'a' });
+    // detached: a terminal Ctrl-C reaches only the supervisor, which stops the parts in order.
+    this.child = spawn(process.execPath, [this.entry], { cwd: root, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    this.child.stdout.pipe(out);
+    this.child.stderr.pipe(out);
+    this.startedAt = Date.now();
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        resolve(code ?? signal);
+        if (this.stopping) return;
+        // A process that ran for a minute is healthy again: the backoff starts from scratch.
+        if (Date.now() - this.startedAt > 60_000) this.restarts = 0;
+        const delay = Math.min(500 * 2 ** this.restarts, 30_000);
+        this.restarts++;
+        this.log(`${this.name} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms (restart #${this.restarts}; log: ${this.logFile})`);
+        this.restartTimer = setTimeout(() => {
+          if (this.stopping) return;
+          this.start();
+          this.onRestart?.(this);
+        }, delay);
+      });
+    });
+  }
+
+  get pid() {
+    return this.child?.pid;
+  }
+
+  get running() {
+    return Boolean(this.child) && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async health(timeoutMs = 1_000) {
+    try {
+      const res = await fetch(this.healthUrl, { signal: AbortSignal.timeout(timeoutMs) });
+      return res.status === 200 ? 'ready' : `not ready (${res.status})`;
+    } catch {
+      return this.running ? 'not answering' : 'down';
+    }
+  }
+
+  async waitReady(timeoutMs = 60_000) {
+    await waitFor(`${this.name} to be ready`, async () => {
+      if (!this.running && !this.restartTimer) throw new Error(`${this.name} exited; see ${this.logFile}`);
+      return (await this.health()) === 'ready';
+    }, timeoutMs, 100);
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`. The apps drain on SIGTERM. */
+  async stop(timeoutMs) {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      this.log(`${this.name} did not stop within ${timeoutMs} ms; killing it`);
+      this.child.kill('SIGKILL');
+    }, timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,197 @@
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgInstance, waitFor } from '../../scripts/lib/stack.mjs';
+import { type Cluster, startCluster, steadyLoad } from '../support/cluster.js';
+import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';
+import { testRunPrefix } from '../support/readings-factory.js';
+
+function ledgerOf(results: Awaited<ReturnType<typeof steadyLoad>>): Ledger {
+  const ledger = new Ledger();
+  for (const r of results) ledger.record({ body: r.body, valid: true, outcome: r.status === 0 ? 'indeterminate' : outcomeOf(r.status), status: r.status, id: r.id });
+  return ledger;
+}
+
+describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ api: 3, writers: 2, env: { NGINX_CLIENT_TIMEOUT: '2s' } });
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('takes 3,000 readings through nginx on every replica and stores each exactly once, readable from the replica', async () => {
+    const prefix = testRunPrefix('cluster');
+    const ledger = new Ledger();
+    const servedBy = new Set<string>();
+    await inParallel(Array.from({ length: 2_000 }, (_, i) => i), 32, async (i) => {
+      const body = validReading(prefix, i);
+      const res = await postJson(`${cluster.url}/v1/readings`, body);
+      ledger.record({ body, valid: true, outcome: outcomeOf(res.status), status: res.status, id: res.json?.id });
+      const by = res.headers.get('x-served-by');
+      if (by) servedBy.add(by);
+      expect(res.status).toBe(202);
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
+    });
+    await inParallel(Array.from({ length: 10 }, (_, b) => b), 4, async (b) => {
+      const bodies = Array.from({ length: 100 }, (_, j) => validReading(prefix, 2_000 + b * 100 + j));
+      const res = await postJson(`${cluster.url}/v1/readings/batch`, { readings: bodies });
+      expect(res.status).toBe(202);
+      for (const a of res.json.accepted as { index: number; id: string }[]) ledger.record({ body: bodies[a.index], valid: true, outcome: 'acknowledged', status: 202, id: a.id });
+    });
+    expect([...servedBy].sort()).toEqual(['api-1', 'api-2', 'api-3']);
+    const v = await verifyLedger(cluster.table().postgres.primary, ledger, prefix);
+    expect(v.acknowledged).toBe(3_000);
+    expect(v.lost).toEqual([]);
+    expect(v.duplicated).toEqual([]);
+    expect(v.valueMismatch).toEqual([]);
+    expect(v.unexpectedRows).toBe(0);
+    const sample = ledger.acknowledged().slice(-5);
+    for (const entry of sample) {
+      const meterId = (entry.body as SentReading).meterId;
+      await waitFor('the replica to have the reading', async () => (await getJson(`${cluster.url}/v1/meters/${meterId}/readings`)).json.periods.length === 1, 20_000);
+      const history = await getJson(`${cluster.url}/v1/meters/${meterId}/readings`);
+      expect(history.json.readFrom).toBe('replica');
+      expect(history.json.periods[0].effective.id).toBe(entry.id);
+    }
+  });
+
+  it('routes around a replica killed with SIGKILL under load, and the supervisor brings it back', async () => {
+    const prefix = testRunPrefix('kill');
+    const before = cluster.table();
+    const victim = before.api[1]!;
+    let killedAt = 0;
+    const killer = (async () => {
+      await sleep(1_500);
+      killedAt = Date.now();
+      process.kill(victim.pid, 'SIGKILL');
+    })();
+    const results = await steadyLoad(cluster.url, 150, 5_000, (i) => validReading(prefix, i));
+    await killer;
+    const failed = results.filter((r) => r.status !== 202);
+    // Only requests in flight at the moment of the kill may fail (502: indeterminate).
+    for (const f of failed) {
+      expect(f.sentAt).toBeLessThanOrEqual(killedAt + 50);
+      expect(f.doneAt).toBeGreaterThanOrEqual(killedAt - 50);
+      expect([502, 503]).toContain(f.status);
+    }
+    expect(failed.length).toBeLessThanOrEqual(5);
+    expect(results.filter((r) => r.status === 202).length).toBeGreaterThan(700);
+    const v = await verifyLedger(before.postgres.primary, ledgerOf(results), prefix);
+    expect(v.lost).toEqual([]);
+    expect(v.duplicated).toEqual([]);
+    await waitFor('the supervisor to restart the replica', async () => {
+      const s = await cluster.status();
+      const again = s.api.find((a) => a.name === victim.name);
+      return again !== undefined && again.pid !== victim.pid && again.restarts >= 1 && again.health === 'ready';
+    }, 30_000, 250);
+  });
+
+  it('scales from 2 to 4 API replicas and back to 1 under steady load with zero failed requests', async () => {
+    await cluster.scale({ api: 2 });
+    const prefix = testRunPrefix('scale');
+    const load = steadyLoad(cluster.url, 150, 8_000, (i) => validReading(prefix, i));
+    await sleep(1_000);
+    const up = await cluster.scale({ api: 4 });
+    expect(up.api.map((a) => a.health)).toEqual(['ready', 'ready', 'ready', 'ready']);
+    await sleep(2_000);
+    const down = await cluster.scale({ api: 1 });
+    expect(down.api).toHaveLength(1);
+    const results = await load;
+    const servedBy = new Set(results.map((r) => r.servedBy));
+    expect(servedBy.size).toBeGreaterThanOrEqual(3);
+    expect(results.filter((r) => r.status !== 202).map((r) => `${r.status} ${r.error ?? ''}`)).toEqual([]);
+    const v = await verifyLedger(cluster.table().postgres.primary, ledgerOf(results), prefix);
+    expect(v.lost).toEqual([]);
+    await cluster.scale({ api: 3 });
+  });
+
+  describe('nginx limits', () => {
+    it('answers an 11 MB body with 413 from nginx; the replicas never see it', async () => {
+      const res = await postJson(`${cluster.url}/v1/readings`, JSON.stringify({ pad: 'x'.repeat(11 * 1024 * 1024) }));
+      expect(res.status).toBe(413);
+      expect(res.json.error.code).toBe('payload_too_large');
+      expect(res.headers.get('x-served-by')).toBeNull();
+    });
+
+    it('answers a 64 KB header with 431 from nginx', async () => {
+      const res = await fetch(`${cluster.url}/health/live`, { headers: { 'x-big': 'b'.repeat(64 * 1024) } });
+      expect(res.status).toBe(431);
+      expect(res.headers.get('x-served-by')).toBeNull();
+    });
+
+    it('cuts a client that sends its headers too slowly, while other clients are unaffected', async () => {
+      const { port } = new URL(cluster.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+      socket.write('POST /v1/readings HTTP/1.1\r\nHost: x\r\n');
+      const opened = Date.now();
+      const prefix = testRunPrefix('slow');
+      for (let i = 0; i < 10; i++) {
+        const res = await postJson(`${cluster.url}/v1/readings`, validReading(prefix, i));
+        expect(res.status).toBe(202);
+      }
+      const closedAt = await Promise.race([closed, sleep(10_000).then(() => 0)]);
+      expect(closedAt).toBeGreaterThan(0);
+      expect(closedAt - opened).toBeLessThan(5_000);
+      socket.destroy();
+    });
+  });
+});
+
+describe('limits and shutdown of a second cluster', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster({ api: 2, writers: 1, env: { NGINX_RATE_PER_SECOND: '200', NGINX_RATE_BURST: '50' } });
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('answers a flood from one address with 429 and Retry-After from nginx', async () => {
+    const prefix = testRunPrefix('flood');
+    const statuses: number[] = [];
+    const retryAfter = new Set<string | null>();
+    await inParallel(Array.from({ length: 400 }, (_, i) => i), 64, async (i) => {
+      const res = await postJson(`${cluster.url}/v1/readings`, validReading(prefix, i));
+      statuses.push(res.status);
+      if (res.status === 429) {
+        retryAfter.add(res.headers.get('retry-after'));
+        expect(res.json.error.code).toBe('rate_limited');
+      }
+    });
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 202).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 202 || s === 429)).toBe(true);
+    expect([...retryAfter]).toEqual(['1']);
+    await sleep(1_000);
+  });
+
+  it('SIGTERM to the supervisor under load: every acknowledged reading is stored before PostgreSQL stops', async () => {
+    const prefix = testRunPrefix('sigterm');
+    const table = cluster.table();
+    const load = steadyLoad(cluster.url, 100, 4_000, (i) => validReading(prefix, i));
+    await sleep(1_500);
+    cluster.child.kill('SIGTERM');
+    const results = await load;
+    expect(await cluster.exited).toBe(0);
+    const ledger = ledgerOf(results);
+    expect(ledger.acknowledged().length).toBeGreaterThan(100);
+    // Everything is stopped now: bring the primary back alone to check what it stored.
+    const primary = new PgInstance('primary', `${cluster.dir}/pg-primary`, cluster.pgPort, `${cluster.dir}/sockets`, `${cluster.dir}/logs/pg-check.log`);
+    await primary.start();
+    try {
+      const v = await verifyLedger(table.postgres.primary, ledger, prefix, 0);
+      expect(v.lost).toEqual([]);
+      expect(v.duplicated).toEqual([]);
+      expect(v.stored).toBe(v.acknowledged);
+    } finally {
+      await primary.stop();
+    }
+  });
+});

@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
+
+export interface ProcessTable {
+  url: string;
+  supervisor: { pid: number; socket: string };
+  nginx: { url: string; pid: number; log: string };
+  api: { name: string; url: string; pid: number; log: string; restarts: number; health?: string }[];
+  writers: { name: string; health: string; pid: number; log: string; restarts: number }[];
+  postgres: { primary: string; replica: string };
+  redis: { url: string };
+}
+
+export interface Cluster {
+  dir: string;
+  child: ChildProcess;
+  url: string;
+  pgPort: number;
+  exited: Promise<number | string | null>;
+  table(): ProcessTable;
+  status(): Promise<ProcessTable>;
+  scale(target: { api?: number; writers?: number }): Promise<ProcessTable>;
+  stop(): Promise<number | string | null>;
+}
+
+function control<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+      let data = '';
+      res.on('data', (c: Buffer) => (data += c.toString()));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(data) as T) : reject(new Error(`${res.statusCode}: ${data}`))));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** Runs the real `npm start` supervisor (scripts/start.mjs) in a temp data folder on free ports. */
+export async function startCluster(opts: { api: number; writers: number; env?: Record<string, string> }): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'mi-cluster-'));
+  const port = await freePort();
+  const pgPort = await freePort();
+  const env = {
+    ...process.env,
+    PG_PORT: String(pgPort),
+    PG_REPLICA_PORT: String(await freePort()),
+    REDIS_PORT: String(await freePort()),
+    LOG_REQUESTS: 'false',
+    RATE_LIMIT: '10000000',
+    ...opts.env,
+  };
+  const out = createWriteStream(join(dir, 'supervisor.log'));
+  const child = spawn(process.execPath, ['scripts/start.mjs', '--data-dir', dir, '--port', String(port), '--api', String(opts.api), '--writers', String(opts.writers)], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const tableFile = join(dir, 'cluster.json');
+  await waitFor('the cluster to be ready', () => {
+    if (child.exitCode !== null) throw new Error(`supervisor exited with ${child.exitCode}; see ${dir}/supervisor.log`);
+    return existsSync(tableFile) && readFileSync(join(dir, 'supervisor.log'), 'utf8').includes('ready on');
+  }, 120_000, 200);
+  const socket = join(dir, 'supervisor.sock');
+  return {
+    dir,
+    child,
+    url: `http://127.0.0.1:${port}`,
+    pgPort,
+    exited,
+    table: () => JSON.parse(readFileSync(tableFile, 'utf8')) as ProcessTable,
+    status: () => control<ProcessTable>(socket, 'GET', '/status'),
+    scale: (target) => control<ProcessTable>(socket, 'POST', '/scale', target),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export interface LoadResult {
+  status: number;
+  servedBy: string | null;
+  id?: string;
+  body: unknown;
+  sentAt: number;
+  doneAt: number;
+  error?: string;
+}
+
+/**
+ * Open-model steady load: one request every 1000/rate ms whatever the server does, so a stall
+ * shows as failures or latency instead of silently slowing the sender.
+ */
+export async function steadyLoad(url: string, ratePerSecond: number, durationMs: number, makeBody: (i: number) => unknown): Promise<LoadResult[]> {
+  const results: LoadResult[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; ; i++) {
+    const due = start + (i * 1000) / ratePerSecond;
+    if (due - start > durationMs) break;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const body = makeBody(i);
+    const sentAt = Date.now();
+    pending.push(
+      fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+        .then(async (res) => {
+          const json = (await res.json().catch(() => undefined)) as { id?: string } | undefined;
+          results.push({ status: res.status, servedBy: res.headers.get('x-served-by'), id: json?.id, body, sentAt, doneAt: Date.now() });
+        })
+        .catch((err: unknown) => {
+          const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+          results.push({ status: 0, servedBy: null, body, sentAt, doneAt: Date.now(), error: `${String(err)} (${cause?.code ?? cause?.message ?? 'no cause'})` });
+        }),
+    );
+  }
+  await Promise.all(pending);
+  return results;
+}
