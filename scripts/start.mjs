@@ -275,6 +275,35 @@ try {
 }
 saveProcessTable();
 
+/**
+ * Redis and PostgreSQL are supervised too: if one dies it is started again (Redis replays its
+ * AOF; PostgreSQL recovers from its WAL) and the restart is logged. Meanwhile the APIs answer
+ * 503 (Redis) or keep queueing (PostgreSQL), and the writers retry.
+ */
+let watching = false;
+const watchdog = setInterval(async () => {
+  if (shuttingDown || watching) return;
+  watching = true;
+  try {
+    if (!stack.redis.running) {
+      log(`redis exited; restarting it (log: ${rel(stack.redis.logFile)})`);
+      await stack.redis.start();
+      saveProcessTable();
+    }
+    for (const pg of [stack.primary, stack.replica]) {
+      if (!shuttingDown && !(await pg.isRunning())) {
+        log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
+        await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));
+      }
+    }
+  } catch (err) {
+    log(`watchdog: ${err.message}`);
+  } finally {
+    watching = false;
+  }
+}, 2_000);
+watchdog.unref();
+
 const table = processTable();
 const rows = [
   ['part', 'where', 'pid', 'log'],

@@ -12,6 +12,7 @@ export class PgInstance {
   start(upstreamPort?: number): Promise<void>;
   stop(mode?: 'smart' | 'fast' | 'immediate'): Promise<void>;
   psql(sql: string, db?: string): Promise<string>;
+  isRunning(): Promise<boolean>;
 }
 export class RedisInstance {
   constructor(dir: string, port: number, logFile: string, appendfsync?: string);
@@ -20,6 +21,7 @@ export class RedisInstance {
   start(): Promise<void>;
   stop(): Promise<void>;
   kill9(): Promise<unknown>;
+  readonly running: boolean;
   cli(...args: string[]): Promise<string>;
 }
 export interface Stack {

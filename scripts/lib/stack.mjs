@@ -115,6 +115,10 @@ export class PgInstance {
       if (!String(err.stderr ?? err).includes('Is server running')) throw err;
     });
   }
+  /** True while the postmaster of this data folder runs (pg_ctl status). */
+  async isRunning() {
+    return pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, 'status']).then(() => true, () => false);
+  }
   async psql(sql, db = 'meter_intake') {
     const { stdout } = await pgRun(findPgBin('psql'), ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', db, '-XAtqc', sql]);
     return stdout.trim();
@@ -216,6 +220,9 @@ export class RedisInstance {
     );
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     await waitFor(`redis on ${this.port}`, async () => (await this.cli('PING')) === 'PONG', 30_000);
+  }
+  get running() {
+    return Boolean(this.child) && this.child.exitCode === null && this.child.signalCode === null;
   }
   async cli(...args) {
     const { stdout } = await run(findBin('redis-cli', 'apt-get install -y redis-tools'), ['-p', String(this.port), ...args]);

@@ -109,6 +109,18 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     await cluster.scale({ api: 3 });
   });
 
+  it('restarts Redis killed with SIGKILL (AOF replayed) and intake resumes', async () => {
+    const before = cluster.table();
+    const prefix = testRunPrefix('redis-kill');
+    const first = await postJson(`${cluster.url}/v1/readings`, validReading(prefix, 0));
+    expect(first.status).toBe(202);
+    process.kill(before.redis.pid, 'SIGKILL');
+    await waitFor('intake to accept again', async () => (await postJson(`${cluster.url}/v1/readings`, validReading(prefix, 1))).status === 202, 30_000, 250);
+    expect(cluster.table().redis.pid).not.toBe(before.redis.pid);
+    const stored = await waitFor('the reading acknowledged before the kill to be stored', async () => (await getJson(`${cluster.url}/v1/readings/${first.json.id}`)).json?.status === 'stored', 30_000, 250);
+    expect(stored).toBe(true);
+  });
+
   describe('nginx limits', () => {
     it('answers an 11 MB body with 413 from nginx; the replicas never see it', async () => {
       const res = await postJson(`${cluster.url}/v1/readings`, JSON.stringify({ pad: 'x'.repeat(11 * 1024 * 1024) }));

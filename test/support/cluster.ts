@@ -12,7 +12,7 @@ export interface ProcessTable {
   api: { name: string; url: string; pid: number; log: string; restarts: number; health?: string }[];
   writers: { name: string; health: string; pid: number; log: string; restarts: number }[];
   postgres: { primary: string; replica: string };
-  redis: { url: string };
+  redis: { url: string; pid: number };
 }
 
 export interface Cluster {
