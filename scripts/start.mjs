@@ -96,6 +96,9 @@ const appEnv = {
   REDIS_URL: stack.redisUrl,
   DB_BACKEND: 'postgres',
   MIGRATE_ON_START: 'false',
+  // Locally every client is 127.0.0.1, so a per-client limit would throttle the whole machine
+  // (and every load test); nginx's per-address limit_req still applies. Set RATE_LIMIT to try it.
+  RATE_LIMIT: process.env.RATE_LIMIT ?? '10000000',
 };
 
 log('applying migrations');
