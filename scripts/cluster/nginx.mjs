@@ -25,7 +25,7 @@ export function nginxSettings(env = process.env) {
 export function renderNginxConfig({ prefix, listen, upstreams, settings }) {
   const template = readFileSync(join(root, 'nginx', 'nginx.conf.template'), 'utf8');
   const servers = upstreams.length
-    ? upstreams.map((u) => `    server 127.0.0.1:${u.port} max_fails=1 fail_timeout=2s;  # ${u.name}`).join('\n')
+    ? upstreams.map((u) => `    server 127.0.0.1:${u.port} max_fails=3 fail_timeout=2s;  # ${u.name}`).join('\n')
     : '    server 127.0.0.1:9 down;  # no replica yet';
   const values = {
     WORKER_PROCESSES: settings.workerProcesses,

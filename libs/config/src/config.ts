@@ -19,6 +19,8 @@ export interface AppConfig {
     maxAgeDays: number;
     batchLimit: number;
     highWaterJobs: number;
+    /** Shed new intake with 503 while this process's event-loop delay (p99) is above this; 0 disables. */
+    shedEventLoopDelayMs: number;
     backlogPollMs: number;
     coalesceMs: number;
     coalesceMaxReadings: number;
@@ -160,6 +162,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxAgeDays: r.int('READING_MAX_AGE_DAYS', 62, 1, 3_650),
       batchLimit: r.int('BATCH_LIMIT', 1_000, 1, 100_000),
       highWaterJobs: r.int('QUEUE_HIGH_WATER_JOBS', 50_000, 1, 10_000_000),
+      shedEventLoopDelayMs: r.int('SHED_EVENT_LOOP_DELAY_MS', 250, 0, 60_000),
       backlogPollMs: r.int('BACKLOG_POLL_MS', 500, 50, 60_000),
       coalesceMs: r.int('COALESCE_MS', 2, 0, 1_000),
       coalesceMaxReadings: r.int('COALESCE_MAX_READINGS', 200, 1, 10_000),

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { AppConfig } from '../../../../libs/config/src/index.js';
 import type { ApiMetrics, Logger } from '../../../../libs/observability/src/index.js';
+import { EventLoopMonitor } from '../intake/event-loop.monitor.js';
+import { errorBody } from './api-error.js';
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -31,12 +33,27 @@ export function fastifyOptions(config: AppConfig) {
  * every response is counted, timed and logged with its request id.
  */
 export function configureFastify(app: FastifyInstance, config: AppConfig, metrics: ApiMetrics, logger: Logger): void {
+  const loop = new EventLoopMonitor(config.intake.shedEventLoopDelayMs);
+  app.addHook('onClose', (_instance, done) => {
+    loop.stop();
+    done();
+  });
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.http.bodyLimitBytes }, app.getDefaultJsonParser('error', 'error'));
 
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     if (config.http.replicaName) void reply.header('x-served-by', config.http.replicaName);
+    // Saturated: refuse new readings before their bodies are read, cheaply and visibly.
+    if (request.method === 'POST' && loop.overloaded) {
+      metrics.shed.inc({ reason: 'event_loop' });
+      void reply
+        .status(503)
+        .header('retry-after', '1')
+        .send(errorBody('overloaded', `this replica is saturated (event-loop delay ${Math.round(loop.lastDelayMs)} ms); retry shortly`));
+      return;
+    }
     done();
   });
 
