@@ -115,30 +115,14 @@ let nextApi = 1;
 let nextWriter = 1;
 const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
 
-async function newApi() {
-  const name = `api-${nextApi++}`;
+/** Starts one API replica or writer on a free port; its health URL is how the supervisor sees it. */
+async function startPart(kind) {
+  const name = kind === 'api' ? `api-${nextApi++}` : `writer-${nextWriter++}`;
   const port = await freePort();
   const proc = new Supervised({
     name,
-    entry: 'dist/apps/api/src/main.js',
-    env: { ...appEnv, PORT: String(port), HOST: '127.0.0.1', REPLICA_NAME: name },
-    healthUrl: `http://127.0.0.1:${port}/health/ready`,
-    logFile: join(logsDir, `${name}.log`),
-    log,
-    onRestart: () => saveProcessTable(),
-  });
-  proc.port = port;
-  proc.start();
-  return proc;
-}
-
-async function newWriter() {
-  const name = `writer-${nextWriter++}`;
-  const port = await freePort();
-  const proc = new Supervised({
-    name,
-    entry: 'dist/apps/writer/src/main.js',
-    env: { ...appEnv, WRITER_HEALTH_PORT: String(port) },
+    entry: `dist/apps/${kind}/src/main.js`,
+    env: kind === 'api' ? { ...appEnv, PORT: String(port), HOST: '127.0.0.1', REPLICA_NAME: name } : { ...appEnv, WRITER_HEALTH_PORT: String(port) },
     healthUrl: `http://127.0.0.1:${port}/health/ready`,
     logFile: join(logsDir, `${name}.log`),
     log,
@@ -188,10 +172,10 @@ let scaling = Promise.resolve();
 function scale(target) {
   scaling = scaling.then(async () => {
     while (target.api !== undefined && apis.length < target.api) {
-      const api = await newApi();
+      const api = await startPart('api');
       apis.push(api);
       await api.waitReady();
-      await nginx.setUpstreams(apis.filter((a) => a !== undefined));
+      await nginx.setUpstreams(apis);
       log(`scaled up: ${api.name} on port ${api.port} joined nginx`);
     }
     while (target.api !== undefined && apis.length > target.api) {
@@ -201,7 +185,7 @@ function scale(target) {
       log(`scaled down: ${api.name} left nginx, drained and stopped`);
     }
     while (target.writers !== undefined && writers.length < target.writers) {
-      const writer = await newWriter();
+      const writer = await startPart('writer');
       writers.push(writer);
       await writer.waitReady();
       log(`scaled up: ${writer.name}`);
@@ -268,8 +252,8 @@ const control = createHttpServer((req, res) => {
 await new Promise((r) => control.listen(socketPath, r));
 
 try {
-  for (let i = 0; i < wanted.writers; i++) writers.push(await newWriter());
-  for (let i = 0; i < wanted.api; i++) apis.push(await newApi());
+  for (let i = 0; i < wanted.writers; i++) writers.push(await startPart('writer'));
+  for (let i = 0; i < wanted.api; i++) apis.push(await startPart('api'));
   await Promise.all([...apis, ...writers].map((p) => p.waitReady()));
   await nginx.start(apis);
 } catch (err) {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { LedgerReading } from '../../apps/loadgen/src/ledger.js';
+import { type StoredRow, verifyAgainstRows } from '../../apps/loadgen/src/verify.js';
 import { withDb } from './db.js';
 
 export interface SentReading {
@@ -110,41 +112,39 @@ export interface Verification {
 }
 
 /**
- * The checker: every acknowledged id exactly once with the values sent, nothing rejected
- * stored, no rows nobody sent (within the meters of this run). Waits, bounded, for the
- * writers to drain first.
+ * The checker (the load generator's, apps/loadgen/src/verify.ts): every acknowledged id exactly
+ * once with the values sent, nothing rejected stored, no rows nobody sent, within the meters of
+ * this run. Waits, bounded, for the writers to drain first.
  */
 export async function verifyLedger(databaseUrl: string, ledger: Ledger, meterPrefix: string, drainTimeoutMs = 60_000): Promise<Verification> {
-  const acked = ledger.acknowledged();
-  const ackedIds = [...new Set(acked.map((e) => e.id!))];
+  const ackedIds = new Set(ledger.acknowledged().map((e) => e.id!));
   const deadline = Date.now() + drainTimeoutMs;
-  let rows: { id: string; meter_id: string; t1: string; t2: string | null; t3: string | null; n: number }[];
+  let rows: StoredRow[];
   for (;;) {
     rows = await withDb(databaseUrl, async (c) =>
-      (await c.query(`SELECT id::text, meter_id, t1::text, t2::text, t3::text, count(*) OVER (PARTITION BY id)::int AS n FROM readings WHERE meter_id LIKE $1`, [`${meterPrefix}-%`])).rows,
+      (await c.query<{ id: string; meter_id: string; read_at: Date; t1: string; t2: string | null; t3: string | null }>(
+        `SELECT id::text, meter_id, read_at, t1::text, t2::text, t3::text FROM readings WHERE meter_id LIKE $1`,
+        [`${meterPrefix}-%`],
+      )).rows.map((r) => ({ id: r.id, meterId: r.meter_id, readAt: r.read_at.toISOString(), t1: Number(r.t1), t2: r.t2 === null ? null : Number(r.t2), t3: r.t3 === null ? null : Number(r.t3) })),
     );
     const present = new Set(rows.map((r) => r.id));
-    if (ackedIds.every((id) => present.has(id)) || Date.now() > deadline) break;
+    if ([...ackedIds].every((id) => present.has(id)) || Date.now() > deadline) break;
     await sleep(200);
   }
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  const sentById = new Map(acked.map((e) => [e.id!, e.body as SentReading]));
-  const rejectedMeters = new Set(ledger.rejected().map((e) => (e.body as { meterId?: unknown }).meterId).filter((m): m is string => typeof m === 'string'));
-  const ackedMeters = new Set(acked.map((e) => (e.body as SentReading).meterId));
-  const num = (v: string | null) => (v === null ? undefined : Number(v));
-  return {
-    acknowledged: ackedIds.length,
-    stored: byId.size,
-    lost: ackedIds.filter((id) => !byId.has(id)),
-    duplicated: rows.filter((r) => r.n > 1).map((r) => r.id),
-    valueMismatch: ackedIds.filter((id) => {
-      const row = byId.get(id);
-      const sent = sentById.get(id)!;
-      return row && (num(row.t1) !== sent.values.t1 || num(row.t2) !== sent.values.t2 || num(row.t3) !== sent.values.t3 || row.meter_id !== sent.meterId);
-    }),
-    rejectedButStored: rows.filter((r) => rejectedMeters.has(r.meter_id) && !ackedMeters.has(r.meter_id)).map((r) => r.id),
-    unexpectedRows: rows.filter((r) => !sentById.has(r.id)).length,
-  };
+  const readings: LedgerReading[] = ledger.entries.map((e) => {
+    const body = (e.body ?? {}) as { meterId?: unknown; readAt?: unknown; values?: { t1: number; t2?: number; t3?: number } };
+    return {
+      id: e.id,
+      meterId: String(body.meterId),
+      readAt: String(body.readAt),
+      values: body.values ?? { t1: Number.NaN },
+      outcome: e.outcome,
+      valid: e.valid,
+      key: e.key ?? '',
+    };
+  });
+  const report = verifyAgainstRows(readings, rows);
+  return { ...report, unexpectedRows: report.unexpected.length };
 }
 
 export const newKey = () => randomUUID();

@@ -26,8 +26,9 @@ export interface VerifyReport {
   ok: boolean;
 }
 
+/** Readings are the same when meter, instant and values are; readAt in any ISO form (invalid ones compare as sent). */
 const contentKey = (meterId: string, readAt: string, t1: number, t2: number | null | undefined, t3: number | null | undefined) =>
-  `${meterId}|${new Date(readAt).toISOString()}|${t1}|${t2 ?? ''}|${t3 ?? ''}`;
+  `${meterId}|${Number.isNaN(Date.parse(readAt)) ? readAt : new Date(readAt).toISOString()}|${t1}|${t2 ?? ''}|${t3 ?? ''}`;
 
 /**
  * Compares what the client was told with what the database holds. Indeterminate readings
