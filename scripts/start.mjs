@@ -170,7 +170,7 @@ async function status() {
 let scaling = Promise.resolve();
 /** Live scaling: new replicas join nginx only when ready; removed ones leave nginx first, then drain. */
 function scale(target) {
-  scaling = scaling.then(async () => {
+  const step = scaling.then(async () => {
     while (target.api !== undefined && apis.length < target.api) {
       const api = await startPart('api');
       apis.push(api);
@@ -197,7 +197,9 @@ function scale(target) {
     }
     saveProcessTable();
   });
-  return scaling;
+  // A failed step is reported to its caller; it must not poison every later scale request.
+  scaling = step.catch((err) => log(`scaling failed: ${err.message}`));
+  return step;
 }
 
 let shuttingDown = false;
@@ -272,6 +274,17 @@ const watchdog = setInterval(async () => {
   if (shuttingDown || watching) return;
   watching = true;
   try {
+    if (nginx.child && (nginx.child.exitCode !== null || nginx.child.signalCode !== null)) {
+      log(`nginx exited; restarting it (log: ${rel(nginx.logFile)})`);
+      // Workers outlive a killed master and keep the port: end the whole process group first.
+      try {
+        process.kill(-nginx.child.pid, 'SIGKILL');
+      } catch {
+        // nothing left of the old group
+      }
+      await nginx.start(apis);
+      saveProcessTable();
+    }
     if (!stack.redis.running) {
       log(`redis exited; restarting it (log: ${rel(stack.redis.logFile)})`);
       await stack.redis.start();

@@ -121,12 +121,27 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     expect(stored).toBe(true);
   });
 
+  it('restarts nginx killed with SIGKILL', async () => {
+    const before = cluster.table();
+    process.kill(before.nginx.pid, 'SIGKILL');
+    await waitFor('a new nginx to answer', async () => cluster.table().nginx.pid !== before.nginx.pid && (await fetch(`${cluster.url}/health/live`).catch(() => undefined))?.status === 200, 30_000, 250);
+    const res = await postJson(`${cluster.url}/v1/readings`, validReading(testRunPrefix('nginx-kill'), 0));
+    expect(res.status).toBe(202);
+  });
+
   describe('nginx limits', () => {
     it('answers an 11 MB body with 413 from nginx; the replicas never see it', async () => {
       const res = await postJson(`${cluster.url}/v1/readings`, JSON.stringify({ pad: 'x'.repeat(11 * 1024 * 1024) }));
       expect(res.status).toBe(413);
       expect(res.json.error.code).toBe('payload_too_large');
       expect(res.headers.get('x-served-by')).toBeNull();
+    });
+
+    it('passes a sane X-Request-Id through and replaces an unusable one', async () => {
+      const kept = await fetch(`${cluster.url}/health/live`, { headers: { 'x-request-id': 'portal-abc-123' } });
+      expect(kept.headers.get('x-request-id')).toBe('portal-abc-123');
+      const replaced = await fetch(`${cluster.url}/health/live`, { headers: { 'x-request-id': 'has spaces in it' } });
+      expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
     });
 
     it('answers a 64 KB header with 431 from nginx', async () => {

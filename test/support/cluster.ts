@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,7 +78,9 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
     scale: (target) => control<ProcessTable>(socket, 'POST', '/scale', target),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
+      const code = await exited;
+      if (!process.env.KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
+      return code;
     },
   };
 }
