@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LedgerReading } from '../../apps/loadgen/src/ledger.js';
-import { type StoredRow, verifyAgainstRows } from '../../apps/loadgen/src/verify.js';
+import { type StoredRow, verifyAgainstRows, type VerifyReport } from '../../apps/loadgen/src/verify.js';
 import { withDb } from './db.js';
 
 export interface SentReading {
@@ -101,15 +101,8 @@ export async function inParallel<T>(items: T[], concurrency: number, fn: (item: 
   );
 }
 
-export interface Verification {
-  acknowledged: number;
-  stored: number;
-  lost: string[];
-  duplicated: string[];
-  valueMismatch: string[];
-  rejectedButStored: string[];
-  unexpectedRows: number;
-}
+/** The load generator's report, plus the count of rows nobody sent that the tests assert on. */
+export type Verification = VerifyReport & { unexpectedRows: number };
 
 /**
  * The checker (the load generator's, apps/loadgen/src/verify.ts): every acknowledged id exactly
