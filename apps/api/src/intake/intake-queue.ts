@@ -23,6 +23,7 @@ export interface Submission {
   idempotencyKey?: string;
   /** Scope of the key: the API key when present, so two clients' keys never collide. */
   scope: string;
+  /** What the key must keep naming (409 otherwise); only computed when there is a key. */
   fingerprint: string;
 }
 

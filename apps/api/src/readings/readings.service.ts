@@ -86,7 +86,7 @@ export class ReadingsService {
     const waiter = ctx.wait ? this.notices.waitFor(id, this.config.intake.waitTimeoutMs) : undefined;
     let conflict: boolean;
     try {
-      conflict = await this.coalescer.submit({ reading, idempotencyKey: ctx.idempotencyKey, scope, fingerprint: readingFingerprint(result.reading) });
+      conflict = await this.coalescer.submit({ reading, idempotencyKey: ctx.idempotencyKey, scope, fingerprint: ctx.idempotencyKey ? readingFingerprint(result.reading) : '' });
     } catch (err) {
       waiter?.cancel();
       this.queueFailure(err);
@@ -137,7 +137,7 @@ export class ReadingsService {
         return;
       }
       const id = v.submissionId ? readingIdForKey(scope, v.submissionId) : newReadingId();
-      submissions.push({ reading: this.queued(v.reading, id, { ...ctx, wait: false }, receivedAt), idempotencyKey: v.submissionId, scope, fingerprint: readingFingerprint(v.reading) });
+      submissions.push({ reading: this.queued(v.reading, id, { ...ctx, wait: false }, receivedAt), idempotencyKey: v.submissionId, scope, fingerprint: v.submissionId ? readingFingerprint(v.reading) : '' });
       indexes.push(index);
     });
     if (submissions.length > 0) {
