@@ -74,7 +74,7 @@ export class NginxProcess {
     this.child = spawn(findBin('nginx', 'apt-get install -y nginx'), ['-p', this.prefix, '-c', this.confFile], { stdio: ['ignore', out, out], detached: true, cwd: this.prefix });
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     await waitFor('nginx', async () => {
-      if (this.child.exitCode !== null) throw new Error(`nginx exited; see ${this.logFile}`);
+      if (this.child.exitCode !== null) throw Object.assign(new Error(`nginx exited; see ${this.logFile}`), { fatal: true });
       const res = await fetch(`http://127.0.0.1:${this.listen}/health/live`).catch(() => undefined);
       return res !== undefined;
     }, 15_000);

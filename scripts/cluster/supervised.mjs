@@ -54,7 +54,7 @@ export class Supervised {
 
   async waitReady(timeoutMs = 60_000) {
     await waitFor(`${this.name} to be ready`, async () => {
-      if (!this.running && !this.restartTimer) throw new Error(`${this.name} exited; see ${this.logFile}`);
+      if (!this.running && !this.restartTimer) throw Object.assign(new Error(`${this.name} exited; see ${this.logFile}`), { fatal: true });
       return (await this.health()) === 'ready';
     }, timeoutMs, 100);
   }

@@ -80,6 +80,7 @@ export async function freePort() {
   });
 }
 
+/** Polls fn until it returns something truthy; an error with `fatal: true` ends the wait at once. */
 export async function waitFor(what, fn, timeoutMs = 30_000, intervalMs = 100) {
   const deadline = Date.now() + timeoutMs;
   let lastErr;
@@ -88,6 +89,8 @@ export async function waitFor(what, fn, timeoutMs = 30_000, intervalMs = 100) {
       const v = await fn();
       if (v) return v;
     } catch (err) {
+      // A condition that can no longer come true (the process exited) fails at once.
+      if (err?.fatal) throw err;
       lastErr = err;
     }
     await sleep(intervalMs);

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -205,5 +205,24 @@ describe('PostgreSQL primary outage', () => {
     expect(v.lost).toEqual([]);
     expect(v.duplicated).toEqual([]);
     expect(v.valueMismatch).toEqual([]);
+  });
+});
+
+describe('Redis durability settings', () => {
+  it('the writer refuses to start on a Redis without AOF, naming the setting', async () => {
+    const plain = new RedisInstance(dir, await freePort(), join(dir, 'redis-no-aof.log'));
+    await plain.start();
+    try {
+      await plain.cli('CONFIG', 'SET', 'appendonly', 'no');
+      await expect(writer({ REDIS_URL: plain.url, REDIS_PREFIX: 'no-aof' }, 'writer-no-aof')).rejects.toThrow(/exited/);
+      const log = readFileSync(join(dir, 'writer-no-aof.log'), 'utf8');
+      expect(log).toContain('appendonly is off');
+      await plain.cli('CONFIG', 'SET', 'appendonly', 'yes');
+      await plain.cli('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru');
+      await expect(writer({ REDIS_URL: plain.url, REDIS_PREFIX: 'lru' }, 'writer-lru')).rejects.toThrow(/exited/);
+      expect(readFileSync(join(dir, 'writer-lru.log'), 'utf8')).toContain('maxmemory-policy is allkeys-lru');
+    } finally {
+      await plain.stop();
+    }
   });
 });

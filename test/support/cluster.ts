@@ -63,7 +63,7 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const tableFile = join(dir, 'cluster.json');
   await waitFor('the cluster to be ready', () => {
-    if (child.exitCode !== null) throw new Error(`supervisor exited with ${child.exitCode}; see ${dir}/supervisor.log`);
+    if (child.exitCode !== null) throw Object.assign(new Error(`supervisor exited with ${child.exitCode}; see ${dir}/supervisor.log`), { fatal: true });
     return existsSync(tableFile) && readFileSync(join(dir, 'supervisor.log'), 'utf8').includes('ready on');
   }, 120_000, 200);
   const socket = join(dir, 'supervisor.sock');

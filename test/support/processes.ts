@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
+import { freePort } from '../../scripts/lib/stack.mjs';
 
 export interface AppProcess {
   child: ChildProcess;
@@ -35,16 +35,15 @@ function launch(entry: string, env: Record<string, string>, logDir: string, name
 }
 
 async function waitHttp(url: string, what: string, proc: AppProcess, timeoutMs = 60_000): Promise<void> {
-  await waitFor(
-    what,
-    async () => {
-      if (proc.child.exitCode !== null) throw new Error(`${what} exited with ${proc.child.exitCode}; see ${proc.logFile}`);
-      const res = await fetch(url).catch(() => undefined);
-      return res?.status === 200;
-    },
-    timeoutMs,
-    100,
-  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // An exited process fails at once rather than after the whole timeout.
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`${what} exited with ${proc.child.exitCode ?? proc.child.signalCode}; see ${proc.logFile}`);
+    const res = await fetch(url).catch(() => undefined);
+    if (res?.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; see ${proc.logFile}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Starts an API replica from the build (dist/) and waits until /health/ready answers 200. */

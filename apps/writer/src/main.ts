@@ -2,14 +2,14 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { runMigrations } from '../../../libs/database/src/index.js';
 import { NestJsonLogger } from '../../../libs/observability/src/index.js';
-import { assertNoEviction, createWorkerConnection } from '../../../libs/queue/src/index.js';
+import { assertDurableRedis, createWorkerConnection } from '../../../libs/queue/src/index.js';
 import { WriterModule } from './writer.module.js';
 
 async function bootstrap(): Promise<void> {
   const { config, logger } = WriterModule;
   const probe = createWorkerConnection({ url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, name: 'writer-boot' });
   try {
-    await assertNoEviction(probe);
+    await assertDurableRedis(probe);
   } finally {
     probe.disconnect();
   }

@@ -43,11 +43,17 @@ export function createSubscriberConnection(o: ConnectionOptions): Redis {
   });
 }
 
-/** BullMQ warns but does not refuse when Redis may evict keys: refuse here instead. */
-export async function assertNoEviction(redis: Redis): Promise<void> {
-  const reply = await redis.config('GET', 'maxmemory-policy');
-  const policy = reply[1];
+/**
+ * A 202 promises the job survives a Redis restart: that needs the append-only file and a
+ * policy that never evicts. BullMQ warns but does not refuse on a wrong policy; refuse here.
+ */
+export async function assertDurableRedis(redis: Redis): Promise<void> {
+  const policy = (await redis.config('GET', 'maxmemory-policy'))[1];
   if (policy !== 'noeviction') {
     throw new Error(`Redis maxmemory-policy is ${policy}; queued readings could be evicted. Set maxmemory-policy noeviction.`);
+  }
+  const appendonly = (await redis.config('GET', 'appendonly'))[1];
+  if (appendonly !== 'yes') {
+    throw new Error('Redis appendonly is off: acknowledged readings would be lost on a Redis restart. Set appendonly yes.');
   }
 }
