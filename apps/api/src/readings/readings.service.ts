@@ -4,6 +4,7 @@ import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js
 import type { ApiMetrics } from '../../../../libs/observability/src/index.js';
 import {
   billingPeriod,
+  DEFAULT_RULES,
   isPlainObject,
   newReadingId,
   type QueuedReading,
@@ -12,6 +13,7 @@ import {
   readingIdForKey,
   statusForErrors,
   type ValidationError,
+  type ValidationRules,
   type ValidReading,
   validateReading,
 } from '../../../../libs/readings/src/index.js';
@@ -28,6 +30,8 @@ const RETRY_AFTER_BACKLOG = '5';
 
 @Injectable()
 export class ReadingsService {
+  private readonly rules: ValidationRules;
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(API_METRICS) private readonly metrics: ApiMetrics,
@@ -35,7 +39,9 @@ export class ReadingsService {
     private readonly coalescer: SubmissionCoalescer,
     private readonly backlog: BacklogMonitor,
     private readonly notices: StoredNotices,
-  ) {}
+  ) {
+    this.rules = { ...DEFAULT_RULES, maxAgeDays: config.intake.maxAgeDays };
+  }
 
   /** The idempotency scope: the API key (hashed, never stored) or one shared public scope. */
   scopeFor(apiKey: string | undefined): string {
@@ -78,7 +84,7 @@ export class ReadingsService {
   async submitOne(body: unknown, ctx: SubmitContext): Promise<ReadingAccepted | ReadingStoredNow> {
     this.assertAccepting();
     const now = Date.now();
-    const result = validateReading(body, now, { maxAgeDays: this.config.intake.maxAgeDays, maxFutureMs: 5 * 60_000 });
+    const result = validateReading(body, now, this.rules);
     if (!result.ok) this.rejectInvalid(result.errors, 'validation');
     const scope = this.scopeFor(ctx.apiKey);
     const id = ctx.idempotencyKey ? readingIdForKey(scope, ctx.idempotencyKey) : newReadingId();
@@ -125,13 +131,12 @@ export class ReadingsService {
     }
     const now = Date.now();
     const receivedAt = new Date(now).toISOString();
-    const rules = { maxAgeDays: this.config.intake.maxAgeDays, maxFutureMs: 5 * 60_000 };
     const scope = this.scopeFor(ctx.apiKey);
     const result: BatchResult = { accepted: [], rejected: [] };
     const submissions: Submission[] = [];
     const indexes: number[] = [];
     items.forEach((item: unknown, index) => {
-      const v = validateReading(item, now, rules, { batchItem: true, pathPrefix: `readings[${index}]` });
+      const v = validateReading(item, now, this.rules, { batchItem: true, pathPrefix: `readings[${index}]` });
       if (!v.ok) {
         result.rejected.push({ index, errors: v.errors.map(({ path, message }) => ({ path, message })) });
         return;
