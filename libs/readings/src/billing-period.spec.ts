@@ -85,3 +85,20 @@ describe('periodStartDate', () => {
     expect(periodStartDate('2027-01')).toBe('2027-01-01');
   });
 });
+
+describe('billingPeriod cache', () => {
+  // The cache assumes month boundaries fall on UTC quarter hours; these zones have odd offsets.
+  const zones = ['Europe/Moscow', 'Asia/Kathmandu', 'Australia/Eucla', 'America/St_Johns', 'Pacific/Chatham', 'Asia/Kolkata'];
+  const uncached = (ms: number, timeZone: string) => {
+    const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit' }).formatToParts(new Date(ms));
+    return `${parts.find((p) => p.type === 'year')!.value}-${parts.find((p) => p.type === 'month')!.value}`;
+  };
+
+  it.each(zones)('agrees with Intl minute by minute across a month boundary in %s', (zone) => {
+    const boundary = Date.UTC(2026, 10, 30, 12); // the boundary in every zone lies within 16 h of this
+    for (let ms = boundary - 16 * 3_600_000; ms <= boundary + 16 * 3_600_000; ms += 60_000) {
+      expect(billingPeriod(ms + 59_999, zone)).toBe(uncached(ms + 59_999, zone));
+      expect(billingPeriod(ms, zone)).toBe(uncached(ms, zone));
+    }
+  });
+});
