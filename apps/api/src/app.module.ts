@@ -18,6 +18,7 @@ import { IntakeQueue } from './intake/intake-queue.js';
 import { StoredNotices } from './intake/stored-notices.js';
 import { MetersController } from './meters/meters.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
+import { NaiveIntakeService } from './readings/naive-intake.service.js';
 import { ReadingStatusService } from './readings/reading-status.service.js';
 import { ReadingsController } from './readings/readings.controller.js';
 import { ReadingsService } from './readings/readings.service.js';
@@ -74,6 +75,8 @@ class CoreModule {}
       inject: [APP_CONFIG, PRODUCER_REDIS],
       useFactory: (c: AppConfig, redis: Redis) => ({
         throttlers: [{ name: 'default', ttl: c.rateLimit.windowMs, limit: c.rateLimit.limit }],
+        // The HTTP-ceiling benchmark mode does nothing per request, not even count it.
+        skipIf: () => c.intake.mode === 'noop',
         // One budget per client across every route, not one per route.
         generateKey: (_context: unknown, tracker: string, name: string) => `${name}:${tracker}`,
         storage: new RedisThrottlerStorage(redis, redisKeys(c.redis.keyPrefix).rateLimit),
@@ -89,6 +92,7 @@ class CoreModule {}
     StoredNotices,
     BacklogMonitor,
     ReadingsService,
+    NaiveIntakeService,
     ReadingStatusService,
     { provide: APP_GUARD, useClass: ClientThrottlerGuard },
     { provide: APP_FILTER, useClass: AllExceptionsFilter },

@@ -200,3 +200,15 @@ describe('loadConfig: invalid values', () => {
     }
   });
 });
+
+describe('loadConfig: INTAKE_MODE', () => {
+  it('defaults to the queue and accepts the benchmark-only modes', () => {
+    expect(loadConfig({}).intake.mode).toBe('queue');
+    expect(loadConfig({ INTAKE_MODE: 'naive' }).intake.mode).toBe('naive');
+    expect(loadConfig({ INTAKE_MODE: 'noop' }).intake.mode).toBe('noop');
+  });
+
+  it('refuses anything else', () => {
+    expect(problemsOf({ INTAKE_MODE: 'direct' })).toEqual(['INTAKE_MODE="direct": expected one of queue, noop, naive']);
+  });
+});

@@ -15,6 +15,12 @@ export interface AppConfig {
     migrateOnStart: boolean;
   };
   intake: {
+    /**
+     * queue: the service. noop and naive exist only for the benchmark (npm run bench): noop answers
+     * 202 without doing anything (the HTTP ceiling); naive inserts each reading synchronously
+     * before answering, one row per request (the design this service replaces).
+     */
+    mode: IntakeMode;
     timeZone: string;
     maxAgeDays: number;
     batchLimit: number;
@@ -45,6 +51,9 @@ export interface AppConfig {
   };
   log: { level: string; requests: boolean };
 }
+
+export const INTAKE_MODES = ['queue', 'noop', 'naive'] as const;
+export type IntakeMode = (typeof INTAKE_MODES)[number];
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -158,6 +167,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       migrateOnStart: r.bool('MIGRATE_ON_START', true),
     },
     intake: {
+      mode: r.oneOf('INTAKE_MODE', 'queue', INTAKE_MODES),
       timeZone,
       maxAgeDays: r.int('READING_MAX_AGE_DAYS', 62, 1, 3_650),
       batchLimit: r.int('BATCH_LIMIT', 1_000, 1, 100_000),

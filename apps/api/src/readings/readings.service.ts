@@ -24,6 +24,7 @@ import { SubmissionCoalescer } from '../intake/coalescer.js';
 import { IntakeQueue, type Submission } from '../intake/intake-queue.js';
 import { StoredNotices } from '../intake/stored-notices.js';
 import type { BatchResult, ReadingAccepted, ReadingStoredNow, SubmitContext } from './dto/readings.dto.js';
+import { NaiveIntakeService } from './naive-intake.service.js';
 
 const RETRY_AFTER_REDIS_DOWN = '1';
 const RETRY_AFTER_BACKLOG = '5';
@@ -39,6 +40,7 @@ export class ReadingsService {
     private readonly coalescer: SubmissionCoalescer,
     private readonly backlog: BacklogMonitor,
     private readonly notices: StoredNotices,
+    private readonly naive: NaiveIntakeService,
   ) {
     this.rules = { ...DEFAULT_RULES, maxAgeDays: config.intake.maxAgeDays };
   }
@@ -82,13 +84,20 @@ export class ReadingsService {
   }
 
   async submitOne(body: unknown, ctx: SubmitContext): Promise<ReadingAccepted | ReadingStoredNow> {
-    this.assertAccepting();
+    const mode = this.config.intake.mode;
+    if (mode === 'noop') return { id: newReadingId(), status: 'queued' };
+    if (mode === 'queue') this.assertAccepting();
     const now = Date.now();
     const result = validateReading(body, now, this.rules);
     if (!result.ok) this.rejectInvalid(result.errors, 'validation');
     const scope = this.scopeFor(ctx.apiKey);
     const id = ctx.idempotencyKey ? readingIdForKey(scope, ctx.idempotencyKey) : newReadingId();
     const reading = this.queued(result.reading, id, ctx, new Date(now).toISOString());
+    if (mode === 'naive') {
+      const stored = await this.naive.store(reading);
+      this.metrics.readingsAccepted.inc();
+      return { id, status: 'stored', ...result.reading, period: reading.period, ...stored };
+    }
     const waiter = ctx.wait ? this.notices.waitFor(id, this.config.intake.waitTimeoutMs) : undefined;
     let conflict: boolean;
     try {
@@ -116,6 +125,9 @@ export class ReadingsService {
   }
 
   async submitBatch(body: unknown, ctx: SubmitContext): Promise<BatchResult> {
+    if (this.config.intake.mode !== 'queue') {
+      throw new ApiError(501, 'not_implemented', `batches are not served in INTAKE_MODE=${this.config.intake.mode} (a benchmark-only mode)`);
+    }
     this.assertAccepting();
     if (!isPlainObject(body)) this.rejectInvalid([{ path: '$', kind: 'shape', message: 'must be a JSON object with a readings array' }], 'envelope');
     const extra = Object.keys(body).filter((k) => k !== 'readings');
