@@ -54,8 +54,13 @@ try {
     const res = await call('POST', '/scale', target);
     if (res.status !== 200) throw new Error(res.body.error);
     print(res.body);
+  } else if ((command === 'stop' || command === 'start') && ['postgres', 'redis'].includes(rest[0])) {
+    // Outage drills: the part stays down (the watchdog leaves it) until started again.
+    const res = await call('POST', `/${command}/${rest[0]}`);
+    if (res.status !== 200) throw new Error(res.body.error);
+    console.log(`${rest[0]}: ${res.body[rest[0]]}`);
   } else {
-    console.log('usage: npm run cluster -- status [--json] | scale api=N writers=M   [--data-dir DIR]');
+    console.log('usage: npm run cluster -- status [--json] | scale api=N writers=M | stop|start postgres|redis   [--data-dir DIR]');
     process.exit(command ? 2 : 0);
   }
 } catch (err) {

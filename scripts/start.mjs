@@ -202,6 +202,25 @@ function scale(target) {
   return step;
 }
 
+/**
+ * Parts held down on purpose (`npm run cluster -- stop postgres`), for outage drills and the
+ * benchmark: the watchdog leaves them down until `start`.
+ */
+const held = new Set();
+const DRILL_PARTS = { postgres: () => stack.primary, redis: () => stack.redis };
+async function drill(part, action) {
+  const target = DRILL_PARTS[part]();
+  if (action === 'stop') {
+    held.add(part);
+    await target.stop(part === 'postgres' ? 'fast' : undefined);
+    log(`${part} stopped on request; it stays down until \`npm run cluster -- start ${part}\``);
+  } else {
+    await target.start();
+    held.delete(part);
+    log(`${part} started on request`);
+  }
+}
+
 let shuttingDown = false;
 async function shutdown(reason, exitCode = 0) {
   if (shuttingDown) return;
@@ -249,7 +268,12 @@ const control = createHttpServer((req, res) => {
     });
     return;
   }
-  reply(404, { error: 'GET /status or POST /scale' });
+  const drillPath = /^\/(stop|start)\/(postgres|redis)$/.exec(req.url ?? '');
+  if (req.method === 'POST' && drillPath) {
+    drill(drillPath[2], drillPath[1]).then(() => reply(200, { [drillPath[2]]: drillPath[1] === 'stop' ? 'stopped' : 'started' }), (err) => reply(500, { error: String(err) }));
+    return;
+  }
+  reply(404, { error: 'GET /status, POST /scale, POST /stop/<postgres|redis> or POST /start/<postgres|redis>' });
 });
 await new Promise((r) => control.listen(socketPath, r));
 
@@ -285,12 +309,13 @@ const watchdog = setInterval(async () => {
       await nginx.start(apis);
       saveProcessTable();
     }
-    if (!stack.redis.running) {
+    if (!stack.redis.running && !held.has('redis')) {
       log(`redis exited; restarting it (log: ${rel(stack.redis.logFile)})`);
       await stack.redis.start();
       saveProcessTable();
     }
     for (const pg of [stack.primary, stack.replica]) {
+      if (pg === stack.primary && held.has('postgres')) continue;
       if (!shuttingDown && !(await pg.isRunning())) {
         log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
         await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));

@@ -31,7 +31,7 @@ export function renderNginxConfig({ prefix, listen, upstreams, settings }) {
     WORKER_PROCESSES: settings.workerProcesses,
     USER_DIRECTIVE: isRoot ? 'user nobody nogroup;' : '',
     PREFIX: prefix,
-    ACCESS_LOG: settings.accessLog ? `${prefix}/access.log` : 'off',
+    ACCESS_LOG: settings.accessLog ? `${prefix}/access.log meter_json buffer=64k flush=1s` : 'off',
     MAX_BODY: settings.maxBody,
     CLIENT_TIMEOUT: settings.clientTimeout,
     CLIENT_KEEPALIVE: settings.clientKeepalive,
