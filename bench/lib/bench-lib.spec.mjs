@@ -1,0 +1,109 @@
+import { inflateSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { intakeLatency, percentile } from './nginx-log.mjs';
+import { plotThroughputLatency } from './plot.mjs';
+import { Canvas, crc32 } from './png.mjs';
+import { errorCount, nextRate, sustainedFailures } from './rules.mjs';
+
+const okVerify = { ok: true, drained: true, drainMs: 400, lost: [], duplicated: [], valueMismatch: [] };
+
+describe('sustainedFailures', () => {
+  it('passes a step within every limit', () => {
+    expect(sustainedFailures({ nginxP99Ms: 49, byStatus: { 202: 950, 422: 50 }, clientOverloaded: 0, verify: okVerify, invalidAcknowledged: 0 })).toEqual([]);
+  });
+
+  it('names each broken rule', () => {
+    const reasons = sustainedFailures({
+      nginxP99Ms: 51,
+      byStatus: { 202: 900, 503: 3, 0: 1, 429: 2 },
+      clientOverloaded: 4,
+      verify: { ...okVerify, ok: false, lost: ['a'], drainMs: 3_500 },
+      invalidAcknowledged: 1,
+    });
+    expect(reasons).toHaveLength(6);
+    expect(reasons.join('\n')).toMatch(/p99 at nginx 51.0 ms/);
+    expect(reasons.join('\n')).toMatch(/6 failed requests/);
+    expect(reasons.join('\n')).toMatch(/lost 1/);
+    expect(reasons.join('\n')).toMatch(/drained in 3500 ms/);
+  });
+
+  it('fails an unverified step', () => {
+    expect(sustainedFailures({ nginxP99Ms: 1, byStatus: {}, clientOverloaded: 0, verify: undefined, invalidAcknowledged: 0 })).toEqual(['not verified']);
+  });
+
+  it('counts no answer, 5xx and 429 as errors but not 4xx answers to invalid payloads', () => {
+    expect(errorCount({ 0: 1, 202: 10, 400: 3, 422: 4, 429: 2, 502: 1, 503: 5 })).toBe(9);
+  });
+});
+
+describe('nextRate', () => {
+  it('grows while steps pass, then bisects to the resolution', () => {
+    expect(nextRate({ passed: [100], failed: [], factor: 1.5, resolution: 0.1 })).toBe(150);
+    expect(nextRate({ passed: [100, 150], failed: [225], factor: 1.5, resolution: 0.1 })).toBe(188);
+    expect(nextRate({ passed: [100, 150, 188], failed: [225, 206], factor: 1.5, resolution: 0.1 })).toBeUndefined();
+  });
+
+  it('steps down when the first step fails', () => {
+    expect(nextRate({ passed: [], failed: [300], factor: 1.5, resolution: 0.1 })).toBe(200);
+  });
+});
+
+describe('nginx log latency', () => {
+  it('takes percentiles of request_time for intake POSTs only', () => {
+    const entries = [
+      ...Array.from({ length: 99 }, () => ({ method: 'POST', uri: '/v1/readings', status: 202, request_time: 0.004 })),
+      { method: 'POST', uri: '/v1/readings/batch', status: 503, request_time: 0.2 },
+      { method: 'GET', uri: '/metrics', status: 200, request_time: 5 },
+    ];
+    const l = intakeLatency(entries);
+    expect(l.requests).toBe(100);
+    expect(l.p50).toBe(4);
+    expect(l.p99).toBe(4);
+    expect(l.max).toBe(200);
+    expect(l.byStatus).toEqual({ 202: 99, 503: 1 });
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2);
+    expect(percentile([], 99)).toBe(0);
+  });
+});
+
+describe('PNG output', () => {
+  function chunks(png) {
+    const out = [];
+    for (let at = 8; at < png.length; ) {
+      const len = png.readUInt32BE(at);
+      const type = png.subarray(at + 4, at + 8).toString('ascii');
+      const data = png.subarray(at + 8, at + 8 + len);
+      out.push({ type, data, crcOk: png.readUInt32BE(at + 8 + len) === crc32(png.subarray(at + 4, at + 8 + len)) });
+      at += 12 + len;
+    }
+    return out;
+  }
+
+  it('writes a valid PNG whose pixels are the canvas', () => {
+    const c = new Canvas(3, 2);
+    c.set(1, 1, [255, 0, 0]);
+    const png = c.toPng();
+    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    const parts = chunks(png);
+    expect(parts.map((p) => p.type)).toEqual(['IHDR', 'IDAT', 'IEND']);
+    expect(parts.every((p) => p.crcOk)).toBe(true);
+    const raw = inflateSync(parts[1].data);
+    expect(raw.length).toBe(2 * (1 + 3 * 3));
+    expect([...raw.subarray(10 + 1 + 3, 10 + 1 + 6)]).toEqual([255, 0, 0]);
+  });
+
+  it('plots series and ceilings', () => {
+    const png = plotThroughputLatency({
+      title: 'T',
+      xLabel: 'X',
+      yLabel: 'Y',
+      series: [{ name: 'a', color: [0, 0, 255], points: [{ x: 100, y: 5 }, { x: 200, y: 80, ok: false }] }],
+      vlines: [{ name: 'ceiling', x: 1000, color: [9, 9, 9] }],
+      hline: { name: 'rule', y: 50 },
+    });
+    const pixels = inflateSync(chunks(png).find((p) => p.type === 'IDAT').data);
+    let blue = 0;
+    for (let i = 0; i + 2 < pixels.length; i++) if (pixels[i] === 0 && pixels[i + 1] === 0 && pixels[i + 2] === 255) blue++;
+    expect(blue).toBeGreaterThan(50);
+  });
+});

@@ -1,0 +1,118 @@
+// The benchmark drives the real cluster: `scripts/start.mjs` (the supervisor behind `npm start`)
+// as a child process on free ports in a temp folder, restarted with another INTAKE_MODE when a
+// step needs one. Its process table (cluster.json) names every pid the CPU accounting needs.
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { root } from '../../scripts/lib/setup.mjs';
+import { waitFor } from '../../scripts/lib/stack.mjs';
+
+export class BenchCluster {
+  constructor({ dataDir, ports, apis, writers, logFile }) {
+    Object.assign(this, { dataDir, ports, apis, writers, logFile });
+    this.url = `http://127.0.0.1:${ports.nginx}`;
+    this.accessLog = join(dataDir, 'nginx', 'access.log');
+  }
+
+  async start(mode, extraEnv = {}) {
+    const out = openSync(this.logFile, 'a');
+    this.mode = mode;
+    this.child = spawn(
+      process.execPath,
+      ['scripts/start.mjs', '--port', String(this.ports.nginx), '--data-dir', this.dataDir, '--api', String(this.apis), '--writers', String(this.writers)],
+      {
+        cwd: root,
+        stdio: ['ignore', out, out],
+        env: {
+          ...process.env,
+          PG_PORT: String(this.ports.pg),
+          PG_REPLICA_PORT: String(this.ports.replica),
+          REDIS_PORT: String(this.ports.redis),
+          INTAKE_MODE: mode,
+          NGINX_ACCESS_LOG: 'true',
+          // One generator on one address: the per-address limit would measure the limit, not the cluster.
+          NGINX_RATE_PER_SECOND: '1000000',
+          NGINX_RATE_BURST: '1000000',
+          LOG_REQUESTS: 'false',
+          LOG_LEVEL: 'warn',
+          ...extraEnv,
+        },
+      },
+    );
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    await waitFor(
+      `cluster (${mode})`,
+      async () => {
+        if (this.child.exitCode !== null) throw Object.assign(new Error(`the supervisor exited (${this.child.exitCode}); see ${this.logFile}`), { fatal: true });
+        const table = this.table();
+        if (table?.supervisor?.pid !== this.child.pid) return false;
+        const res = await fetch(`${this.url}/health/ready`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+        return res?.status === 200;
+      },
+      180_000,
+      250,
+    );
+  }
+
+  table() {
+    const file = join(this.dataDir, 'cluster.json');
+    if (!existsSync(file)) return undefined;
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Root pids of each component, for CPU accounting. */
+  components() {
+    const t = this.table();
+    const postmaster = (dir) => {
+      try {
+        return [Number(readFileSync(join(this.dataDir, dir, 'postmaster.pid'), 'utf8').split('\n')[0])];
+      } catch {
+        return [];
+      }
+    };
+    return {
+      nginx: t?.nginx?.pid ? [t.nginx.pid] : [],
+      api: (t?.api ?? []).map((a) => a.pid).filter(Boolean),
+      writer: (t?.writers ?? []).map((w) => w.pid).filter(Boolean),
+      redis: t?.redis?.pid ? [t.redis.pid] : [],
+      'postgres primary': postmaster('pg-primary'),
+      'postgres replica': postmaster('pg-replica'),
+    };
+  }
+
+  get primaryUrl() {
+    return this.table().postgres.primary;
+  }
+
+  get replicaUrl() {
+    return this.table().postgres.replica;
+  }
+
+  /** A call on the supervisor's control socket (scale, stop/start postgres). */
+  control(method, path, body) {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: join(this.dataDir, 'supervisor.sock'), method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+        let data = '';
+        res.on('data', (c) => (data += c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(data)) : reject(new Error(`${method} ${path}: ${res.statusCode} ${data}`))));
+      });
+      req.on('error', reject);
+      req.end(body ? JSON.stringify(body) : undefined);
+    });
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 90_000);
+    await this.exited;
+    clearTimeout(timer);
+    await sleep(200);
+  }
+}

@@ -1,0 +1,43 @@
+// The benchmark's pass rule for a sustained-rate step, kept pure so it has unit tests.
+
+export const P99_LIMIT_MS = 50;
+/** After the load stops, the writers must have caught up within this: the backlog stayed bounded. */
+export const DRAIN_LIMIT_MS = 3_000;
+
+/** Client-visible failures: no answer, 5xx, 429. 4xx answers to the planted invalid payloads are expected. */
+export function errorCount(byStatus) {
+  return Object.entries(byStatus ?? {}).reduce((n, [status, count]) => (Number(status) === 0 || Number(status) >= 500 || Number(status) === 429 ? n + count : n), 0);
+}
+
+/**
+ * A step sustains its rate when nginx's p99 is within the limit, no request failed, the
+ * generator kept its schedule, the database holds exactly what was acknowledged, and the
+ * writers drained within DRAIN_LIMIT_MS of the end. Returns the reasons it did not.
+ */
+export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, verify, invalidAcknowledged }) {
+  const reasons = [];
+  if (!(nginxP99Ms <= P99_LIMIT_MS)) reasons.push(`p99 at nginx ${nginxP99Ms.toFixed(1)} ms > ${P99_LIMIT_MS} ms`);
+  const errors = errorCount(byStatus);
+  if (errors > 0) reasons.push(`${errors} failed requests`);
+  if (clientOverloaded > 0) reasons.push(`generator fell behind (${clientOverloaded})`);
+  if (invalidAcknowledged > 0) reasons.push(`${invalidAcknowledged} invalid readings acknowledged`);
+  if (!verify) reasons.push('not verified');
+  else {
+    if (!verify.ok) reasons.push(`verify failed: lost ${verify.lost.length}, duplicated ${verify.duplicated.length}, mismatched ${verify.valueMismatch.length}`);
+    if (!verify.drained || verify.drainMs > DRAIN_LIMIT_MS) reasons.push(`backlog drained in ${verify.drainMs} ms (limit ${DRAIN_LIMIT_MS} ms)`);
+  }
+  return reasons;
+}
+
+/**
+ * Next rate of a sweep: grow by `factor` while steps pass; after the first failure, bisect
+ * between the best pass and the lowest failure until they are within `resolution` (a share).
+ */
+export function nextRate({ passed, failed, factor, resolution }) {
+  const best = passed.length ? Math.max(...passed) : undefined;
+  const lowestFail = failed.length ? Math.min(...failed) : undefined;
+  if (lowestFail === undefined) return best === undefined ? undefined : Math.round(best * factor);
+  if (best === undefined) return Math.round(lowestFail / factor) >= 1 ? Math.round(lowestFail / factor) : undefined;
+  if (lowestFail - best <= best * resolution) return undefined;
+  return Math.round((best + lowestFail) / 2);
+}

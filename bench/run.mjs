@@ -1,0 +1,496 @@
+// `npm run bench [-- --quick]`: the benchmark of issue 4, in one run so the ratios hold on a
+// noisy 2-core machine. Starts the real cluster (nginx, API replicas, writers, PostgreSQL primary
+// + replica, Redis) on free ports in a temp folder, measures, stops it, and writes
+// bench/results/<timestamp>.{json,md,png}:
+//   1. ceilings: nginx + API answering 202 doing nothing (INTAKE_MODE=noop); PostgreSQL's raw
+//      multi-row insert rate for the readings table;
+//   2. single submissions: an open-model rate sweep for the highest rate that keeps nginx's p99
+//      <= 50 ms with zero errors, zero loss (verified) and the backlog drained within 3 s;
+//   3. batches of 500: sustained stored readings/s;
+//   4. end-to-end lag (202 -> row visible) on the primary and the replica at half that rate;
+//   5. the naive design (INTAKE_MODE=naive: insert per request before answering) under the same rule;
+//   6. PostgreSQL CPU seconds per 1,000 stored readings, both designs;
+//   7. a spike at 3x the sustained rate; 8. PostgreSQL stopped for 30 s at half the rate.
+// CPU per component is recorded for every step.
+import { spawn } from 'node:child_process';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
+import { freePort } from '../scripts/lib/stack.mjs';
+import { BenchCluster } from './lib/cluster.mjs';
+import { componentCpu, cpuDelta, processSnapshot, treeCpuSeconds } from './lib/cpu.mjs';
+import { intakeLatency, logSize, percentile, readSlice } from './lib/nginx-log.mjs';
+import { plotThroughputLatency } from './lib/plot.mjs';
+import { DRAIN_LIMIT_MS, errorCount, nextRate, P99_LIMIT_MS, sustainedFailures } from './lib/rules.mjs';
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    api: { type: 'string', default: '2' },
+    writers: { type: 'string', default: '1' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+
+const QUICK = opts.quick;
+const plan = QUICK
+  ? { ceilingS: 4, dbCeiling: [{ batch: 1000, conns: 2 }], stepS: 5, singleSteps: 3, singleFactor: 1.6, batchSteps: 2, lagS: 6, spikeS: 8, outage: { before: 3, down: 8, after: 5 }, naiveSteps: 3, resolution: 1 }
+  : { ceilingS: 15, dbCeiling: [{ batch: 500, conns: 2 }, { batch: 1000, conns: 4 }], stepS: 20, singleSteps: 8, singleFactor: 1.3, batchSteps: 4, lagS: 30, spikeS: 60, outage: { before: 10, down: 30, after: 20 }, naiveSteps: 7, resolution: 0.1 };
+
+const startedAt = new Date();
+const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+const resultsDir = join(root, 'bench', 'results');
+const work = mkdtempSync(join(tmpdir(), 'mi-bench-'));
+// PostgreSQL runs as the postgres user and must reach its data folder inside.
+chmodSync(work, 0o755);
+const benchLog = join(work, 'bench.log');
+const say = (line) => {
+  process.stderr.write(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+  appendFileSync(benchLog, `${line}\n`);
+};
+
+ensureDependencies();
+ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
+ensureBuilt();
+
+const cluster = new BenchCluster({
+  dataDir: join(work, 'cluster'),
+  ports: { nginx: await freePort(), pg: await freePort(), replica: await freePort(), redis: await freePort() },
+  apis: Number(opts.api),
+  writers: Number(opts.writers),
+  logFile: join(work, 'supervisor.log'),
+});
+
+const result = {
+  startedAt: startedAt.toISOString(),
+  quick: QUICK,
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+  topology: { apiReplicas: Number(opts.api), writers: Number(opts.writers), nginx: 1, postgres: 'primary + streaming replica', redis: 'AOF everysec' },
+  rule: { p99AtNginxMs: P99_LIMIT_MS, drainLimitMs: DRAIN_LIMIT_MS, errors: 0, loss: 0 },
+  steps: [],
+};
+
+function singleBody(i) {
+  return JSON.stringify({ meterId: `ceil-${i % 100_000}`, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 1000 + (i % 1000), t2: 10 } });
+}
+
+/** Every CPU number of a step: each component's delta, plus the generator. */
+function cpuWindow(components) {
+  const before = componentCpu(components);
+  const self = process.cpuUsage();
+  return (extraGenerator = 0) => {
+    const d = cpuDelta(before, componentCpu(components));
+    // A part restarted during the step (the outage drill) took its CPU history with it.
+    const now = cluster.components();
+    for (const name of Object.keys(components)) if (JSON.stringify(now[name]) !== JSON.stringify(components[name])) d[name] = null;
+    const mine = process.cpuUsage(self);
+    d.generator = Math.round((extraGenerator + (mine.user + mine.system) / 1e6) * 100) / 100;
+    return d;
+  };
+}
+
+/** Samples the queue depth the API replicas report, for "the backlog stayed bounded". */
+function depthSampler() {
+  let max = 0;
+  let last = 0;
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      const text = await fetch(`${cluster.url}/metrics`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.text(), () => '');
+      const m = /^queue_depth_jobs(?:\{[^}]*\})? (\d+)/m.exec(text);
+      if (m) {
+        last = Number(m[1]);
+        max = Math.max(max, last);
+      }
+      await sleep(1_000);
+    }
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    return { maxQueueDepthJobs: max, lastQueueDepthJobs: last };
+  };
+}
+
+/** One open-model load step through nginx with the project's load generator, verified against the primary. */
+async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, drainTimeoutS = 60, during, seed = 4242 }) {
+  const components = cluster.components();
+  const logFrom = logSize(cluster.accessLog);
+  const stopDepth = depthSampler();
+  const window = cpuWindow(components);
+  const t0 = performance.now();
+  const args = ['dist/apps/loadgen/src/main.js', 'run', '--url', cluster.url, '--rate', String(rate), '--duration', String(seconds), '--batch-share', String(batchShare), '--batch-size', String(batchSize)];
+  args.push('--verify', '--database-url', cluster.primaryUrl, '--drain-timeout', String(drainTimeoutS), '--json', '--seed', String(seed), '--max-in-flight', '20000');
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  const marks = {};
+  let cpuLoad;
+  let cpuToDrain;
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    appendFileSync(benchLog, `  ${name}: ${line}\n`);
+    if (line.startsWith('load finished')) {
+      marks.loadEnd = performance.now();
+      cpuLoad = window(treeCpuSeconds(processSnapshot(), child.pid));
+    }
+    if (/^(not )?drained after/.test(line)) {
+      marks.drained = performance.now();
+      cpuToDrain = window(0);
+    }
+  });
+  const exit = new Promise((resolve) => child.once('exit', resolve));
+  const extra = during ? await during({ t0 }) : undefined;
+  const code = await exit;
+  await sleep(1_200); // nginx flushes its access-log buffer every second
+  const depth = await stopDepth();
+  const out = JSON.parse(stdout || '{}');
+  const nginx = intakeLatency(readSlice(cluster.accessLog, logFrom, logSize(cluster.accessLog)));
+  const loadS = (out.elapsedMs ?? seconds * 1000) / 1000;
+  const v = out.verify;
+  const step = {
+    name,
+    mode: cluster.mode,
+    intendedRate: rate,
+    seconds,
+    batchSize: batchShare > 0 ? batchSize : 1,
+    achievedRequestsPerSec: out.achievedRequestsPerSec,
+    byStatus: out.byStatus,
+    errors: errorCount(out.byStatus),
+    clientOverloaded: out.clientOverloaded,
+    readings: out.readings,
+    clientLatencyMs: out.latencyMs,
+    nginxLatencyMs: { p50: nginx.p50, p99: nginx.p99, max: nginx.max, requests: nginx.requests },
+    verify: v && { ok: v.ok, acknowledged: v.acknowledged, stored: v.stored, lost: v.lost.length, duplicated: v.duplicated.length, valueMismatch: v.valueMismatch.length, rejectedButStored: v.rejectedButStored.length, unexpected: v.unexpected.length, drained: v.drained, drainMs: v.drainMs },
+    storedReadingsPerSec: v ? Math.round(v.stored / loadS) : 0,
+    ...depth,
+    cpuSecondsDuringLoad: cpuLoad,
+    postgresCpuSecondsPer1000Stored: typeof cpuToDrain?.['postgres primary'] === 'number' && v?.stored ? Math.round((cpuToDrain['postgres primary'] / v.stored) * 1000 * 1000) / 1000 : undefined,
+    loadgenExit: code,
+    ...extra,
+  };
+  step.failures = sustainedFailures({ nginxP99Ms: nginx.p99, byStatus: out.byStatus, clientOverloaded: out.clientOverloaded, verify: v, invalidAcknowledged: out.readings?.invalidAcknowledged ?? 0 });
+  step.sustained = step.failures.length === 0;
+  say(
+    `${name}: ${rate}/s intended, ${step.achievedRequestsPerSec}/s achieved, stored ${step.storedReadingsPerSec} readings/s, nginx p99 ${nginx.p99.toFixed(1)} ms, client p99 ${out.latencyMs?.p99?.toFixed(1)} ms, ` +
+      `errors ${step.errors}, verify ${v?.ok ? 'OK' : 'FAILED'}, drain ${v?.drainMs} ms -> ${step.sustained ? 'sustained' : step.failures.join('; ')}`,
+  );
+  result.steps.push(step);
+  return step;
+}
+
+async function sweep(label, { start, factor, maxSteps, batchShare = 0, batchSize = 500, rule = (s) => s.sustained }) {
+  const passed = [];
+  const failed = [];
+  const steps = [];
+  let rate = start;
+  while (rate && steps.length < maxSteps) {
+    const step = await loadStep(`${label} @ ${rate}/s`, { rate, seconds: plan.stepS, batchShare, batchSize });
+    step.sweep = label;
+    (rule(step) ? passed : failed).push(rate);
+    steps.push(step);
+    rate = nextRate({ passed, failed, factor, resolution: plan.resolution });
+    await sleep(QUICK ? 500 : 2_000);
+  }
+  const best = steps.filter(rule).sort((a, b) => b.intendedRate - a.intendedRate)[0];
+  return { steps, best };
+}
+
+async function httpCeiling() {
+  const components = cluster.components();
+  const logFrom = logSize(cluster.accessLog);
+  const window = cpuWindow(components);
+  let i = 0;
+  const r = await autocannon({
+    url: cluster.url,
+    connections: 64,
+    duration: plan.ceilingS,
+    requests: [{ method: 'POST', path: '/v1/readings', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: singleBody(i++) }) }],
+  });
+  const cpu = window();
+  await sleep(1_200);
+  const nginx = intakeLatency(readSlice(cluster.accessLog, logFrom, logSize(cluster.accessLog)));
+  const step = {
+    name: 'HTTP ceiling (nginx + API answering 202, doing nothing)',
+    mode: 'noop',
+    requestsPerSec: Math.round(r.requests.average),
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    clientLatencyMs: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max },
+    nginxLatencyMs: { p50: nginx.p50, p99: nginx.p99, max: nginx.max, requests: nginx.requests },
+    connections: 64,
+    seconds: plan.ceilingS,
+    cpuSecondsDuringLoad: cpu,
+  };
+  say(`HTTP ceiling: ${step.requestsPerSec} req/s (closed loop, 64 connections), nginx p99 ${nginx.p99.toFixed(1)} ms, errors ${step.errors}, non-2xx ${step.non2xx}`);
+  result.steps.push(step);
+  return step;
+}
+
+/** The readings table's raw insert rate: the writer's own multi-row statement, no queue, no flags query, no HTTP. */
+async function dbCeiling() {
+  const { postgresDialect } = await import(join(root, 'dist/libs/database/src/sql-dialect.js'));
+  const best = { rowsPerSec: 0 };
+  const variants = [];
+  for (const { batch, conns } of plan.dbCeiling) {
+    const components = cluster.components();
+    const window = cpuWindow(components);
+    const clients = await Promise.all(Array.from({ length: conns }, async () => {
+      const c = new pg.Client({ connectionString: cluster.primaryUrl });
+      await c.connect();
+      return c;
+    }));
+    const readAt = new Date(Date.now() - 60_000).toISOString();
+    const template = Array.from({ length: batch }, (_, j) => ({ meterId: `dbceil-${j}`, period: readAt.slice(0, 7), readAt, values: { t1: 1000 + j, t2: 10 }, receivedAt: readAt }));
+    let rows = 0;
+    const until = performance.now() + plan.ceilingS * 1000;
+    const t0 = performance.now();
+    await Promise.all(clients.map(async (c) => {
+      while (performance.now() < until) {
+        const statement = postgresDialect.insertReadings(template.map((r) => ({ reading: { ...r, id: randomUUID() }, flags: [] })));
+        rows += (await c.query(statement.text, statement.values)).rowCount;
+      }
+    }));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = window();
+    await Promise.all(clients.map((c) => c.end()));
+    const v = { batch, connections: conns, rowsPerSec: Math.round(rows / seconds), postgresCpuSecondsPer1000Rows: Math.round((cpu['postgres primary'] / rows) * 1000 * 1000) / 1000, cpuSecondsDuringLoad: cpu };
+    say(`database ceiling: batches of ${batch} on ${conns} connections: ${v.rowsPerSec} rows/s`);
+    variants.push(v);
+    if (v.rowsPerSec > best.rowsPerSec) Object.assign(best, v);
+  }
+  const step = { name: 'Database ceiling (raw multi-row insert into readings)', mode: 'direct', rowsPerSec: best.rowsPerSec, best, variants };
+  result.steps.push(step);
+  return step;
+}
+
+/** 202 -> row visible, on the primary and on the replica, for probe readings sent alongside a load. */
+function lagProbe({ perSecond, seconds }) {
+  const run = randomUUID().slice(0, 8);
+  const lags = { primary: [], replica: [] };
+  const pending = new Map();
+  let sending = true;
+  let sent = 0;
+  const sender = (async () => {
+    const t0 = performance.now();
+    for (let i = 0; performance.now() - t0 < seconds * 1000; i++) {
+      const due = t0 + (i * 1000) / perSecond;
+      if (due > performance.now()) await sleep(due - performance.now());
+      sent++;
+      void fetch(`${cluster.url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ meterId: `lag-${run}-${i}`, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 100 + i } }) })
+        .then(async (res) => {
+          const at = performance.now();
+          if (res.status === 202) pending.set((await res.json()).id, { at, seen: { primary: false, replica: false } });
+        })
+        .catch(() => undefined);
+    }
+    await sleep(300);
+    sending = false;
+  })();
+  const poll = async (which, url) => {
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    const deadline = () => !sending && performance.now() > stopAt;
+    let stopAt = Infinity;
+    try {
+      while (!deadline()) {
+        if (!sending && stopAt === Infinity) stopAt = performance.now() + 10_000;
+        const waiting = [...pending.entries()].filter(([, p]) => !p.seen[which]).map(([id]) => id);
+        if (waiting.length === 0) {
+          if (!sending) break;
+          await sleep(2);
+          continue;
+        }
+        const { rows } = await db.query('SELECT id::text AS id FROM readings WHERE id = ANY($1::uuid[])', [waiting]);
+        const now = performance.now();
+        for (const { id } of rows) {
+          const p = pending.get(id);
+          p.seen[which] = true;
+          lags[which].push(Math.max(0, now - p.at));
+        }
+        await sleep(2);
+      }
+    } finally {
+      await db.end();
+    }
+  };
+  return Promise.all([sender, poll('primary', cluster.primaryUrl), poll('replica', cluster.replicaUrl)]).then(() => {
+    const stats = (xs) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return { samples: s.length, p50: Math.round(percentile(s, 50) * 10) / 10, p99: Math.round(percentile(s, 99) * 10) / 10, max: Math.round((s.at(-1) ?? 0) * 10) / 10 };
+    };
+    return { probesSent: sent, probesAcknowledged: pending.size, lagToPrimaryMs: stats(lags.primary), lagToReplicaMs: stats(lags.replica) };
+  });
+}
+
+function markdown() {
+  const s = result.summary;
+  const fmt = (x, d = 0) => (x === undefined || x === null || Number.isNaN(x) ? '-' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
+  const lines = [];
+  lines.push(`# Benchmark ${result.startedAt}${QUICK ? ' (--quick)' : ''}`, '');
+  lines.push(`${result.machine.cpus} CPUs (${result.machine.model}), Node ${result.machine.node}; ${result.topology.apiReplicas} API replicas, ${result.topology.writers} writer(s), nginx, PostgreSQL primary + replica, Redis, and the generator, all on this machine. Took ${fmt(result.durationS)} s.`, '');
+  lines.push('## Against the targets', '', '| target | measured | met |', '|---|---|---|');
+  for (const t of s.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+  lines.push('', '## Headline figures', '', '| figure | value |', '|---|---|');
+  for (const [k, v] of s.figures) lines.push(`| ${k} | ${v} |`);
+  lines.push('', '## Every step', '', '| step | intended /s | achieved req/s | stored readings/s | nginx p50 / p99 / max ms | client p99 ms | errors | verified | drain ms | max queue jobs | PG CPU s per 1k stored | sustained |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const st of result.steps.filter((x) => x.intendedRate)) {
+    lines.push(`| ${st.name} | ${fmt(st.intendedRate)} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.storedReadingsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(st.clientLatencyMs?.p99, 1)} | ${st.errors} | ${st.verify?.ok ? `ok (${fmt(st.verify.stored)} rows)` : `**no** (lost ${st.verify?.lost}, dup ${st.verify?.duplicated})`} | ${fmt(st.verify?.drainMs)} | ${fmt(st.maxQueueDepthJobs)} | ${fmt(st.postgresCpuSecondsPer1000Stored, 3)} | ${st.sustained ? 'yes' : st.failures.join('; ')} |`);
+  }
+  lines.push('', '## CPU seconds per component during each step', '');
+  const names = ['nginx', 'api', 'writer', 'redis', 'postgres primary', 'postgres replica', 'generator'];
+  lines.push(`| step | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`);
+  for (const st of result.steps) {
+    const cpu = st.cpuSecondsDuringLoad ?? st.best?.cpuSecondsDuringLoad;
+    if (cpu) lines.push(`| ${st.name} | ${names.map((n) => fmt(cpu[n], 2)).join(' | ')} |`);
+  }
+  lines.push('', `Plot: ${result.files.png}`, '');
+  return lines.join('\n');
+}
+
+function plot() {
+  const point = (st) => ({ x: st.batchSize > 1 ? st.storedReadingsPerSec : st.achievedRequestsPerSec, y: Math.max(st.nginxLatencyMs.p99, 0.1), ok: st.sustained });
+  const series = [
+    { name: 'queue singles', color: [0, 90, 200], points: result.steps.filter((x) => x.sweep === 'singles').map(point) },
+    { name: 'naive singles', color: [220, 110, 0], points: result.steps.filter((x) => x.sweep === 'naive').map(point) },
+    { name: 'batches of 500', color: [0, 150, 70], points: result.steps.filter((x) => x.sweep === 'batches').map(point) },
+  ];
+  return plotThroughputLatency({
+    title: `METER-INTAKE ${result.startedAt.slice(0, 16)}${QUICK ? ' QUICK' : ''}: THROUGHPUT VS P99 AT NGINX`,
+    xLabel: 'REQUESTS/S (SINGLES) OR STORED READINGS/S (BATCHES)',
+    yLabel: 'P99 MS AT NGINX',
+    series,
+    vlines: [
+      { name: 'http ceiling', x: result.ceilings.httpRequestsPerSec, color: [120, 120, 120] },
+      { name: 'db ceiling', x: result.ceilings.databaseRowsPerSec, color: [150, 0, 150] },
+    ],
+    hline: { name: `rule: p99 ${P99_LIMIT_MS} ms`, y: P99_LIMIT_MS },
+  });
+}
+
+let exitCode = 0;
+try {
+  say(`work folder ${work}; ${QUICK ? 'quick' : 'full'} run`);
+  // 1. Ceilings.
+  await cluster.start('noop');
+  const http = await httpCeiling();
+  const db = await dbCeiling();
+  result.ceilings = { httpRequestsPerSec: http.requestsPerSec, databaseRowsPerSec: db.rowsPerSec };
+  await cluster.stop();
+
+  // 2-4, 7, 8: the service as built.
+  await cluster.start('queue');
+  await loadStep('warm-up', { rate: Math.round(http.requestsPerSec * 0.1), seconds: QUICK ? 2 : 5 });
+  result.steps.pop();
+  const singles = await sweep('singles', { start: Math.round(http.requestsPerSec * 0.25), factor: plan.singleFactor, maxSteps: plan.singleSteps });
+  const sustained = singles.best;
+  const sustainedRate = sustained?.intendedRate ?? Math.min(...singles.steps.map((x) => x.intendedRate));
+  const batches = await sweep('batches', {
+    start: Math.max(1, Math.round((db.rowsPerSec * 0.5) / 500)),
+    factor: 1.25,
+    maxSteps: plan.batchSteps,
+    batchShare: 1,
+    batchSize: 500,
+    // Batches have no latency target: sustained means no errors, nothing lost, and the backlog drained.
+    rule: (st) => st.failures.every((f) => f.startsWith('p99 at nginx')),
+  });
+
+  const half = Math.max(1, Math.round(sustainedRate / 2));
+  const lagStep = await loadStep(`lag at half rate @ ${half}/s`, { rate: half, seconds: plan.lagS, during: () => lagProbe({ perSecond: 20, seconds: plan.lagS }) });
+  say(`lag: primary p50 ${lagStep.lagToPrimaryMs.p50} ms p99 ${lagStep.lagToPrimaryMs.p99} ms; replica p50 ${lagStep.lagToReplicaMs.p50} ms p99 ${lagStep.lagToReplicaMs.p99} ms`);
+
+  const spike = await loadStep(`spike 3x @ ${sustainedRate * 3}/s for ${plan.spikeS} s`, { rate: sustainedRate * 3, seconds: plan.spikeS, drainTimeoutS: 600 });
+  await sleep(2_000);
+
+  const o = plan.outage;
+  const outage = await loadStep(`database outage ${o.down} s @ ${half}/s`, {
+    rate: half,
+    seconds: o.before + o.down + o.after,
+    drainTimeoutS: 600,
+    during: async ({ t0 }) => {
+      await sleep(o.before * 1000 - (performance.now() - t0));
+      await cluster.control('POST', '/stop/postgres');
+      const stoppedAtS = (performance.now() - t0) / 1000;
+      say(`outage: PostgreSQL primary stopped at ${stoppedAtS.toFixed(1)} s`);
+      await sleep((o.before + o.down) * 1000 - (performance.now() - t0));
+      await cluster.control('POST', '/start/postgres');
+      const restartedAtS = (performance.now() - t0) / 1000;
+      say(`outage: PostgreSQL primary started again at ${restartedAtS.toFixed(1)} s`);
+      return { outage: { stoppedAtS, restartedAtS } };
+    },
+  });
+  await cluster.stop();
+
+  // 5-6: the naive design through the same nginx and PostgreSQL.
+  await cluster.start('naive');
+  const naive = await sweep('naive', { start: Math.max(10, Math.round(sustainedRate * 0.3)), factor: plan.singleFactor, maxSteps: plan.naiveSteps });
+  await cluster.stop();
+
+  // The summary against the issue's targets.
+  const storedRate = sustained?.storedReadingsPerSec ?? 0;
+  const naiveRate = naive.best?.storedReadingsPerSec ?? 0;
+  const batchBest = batches.best?.storedReadingsPerSec ?? 0;
+  const ourCost = sustained?.postgresCpuSecondsPer1000Stored;
+  const naiveCost = naive.best?.postgresCpuSecondsPer1000Stored;
+  const pct = (a, b) => (b ? `${((a / b) * 100).toFixed(0)} %` : '-');
+  const outageStep = outage;
+  const drainAfterRestartS = outageStep.verify ? (outageStep.seconds * 1000 + outageStep.verify.drainMs) / 1000 - outageStep.outage.restartedAtS : undefined;
+  outageStep.drainAfterRestartS = drainAfterRestartS && Math.round(drainAfterRestartS * 10) / 10;
+  const outageAcked = outageStep.byStatus?.['202'] ?? 0;
+  result.summary = {
+    sustainedSingleRequestsPerSec: sustained?.intendedRate,
+    sustainedSingleStoredReadingsPerSec: storedRate,
+    naiveSustainedStoredReadingsPerSec: naiveRate,
+    batchStoredReadingsPerSec: batchBest,
+    postgresCpuSecondsPer1000: { queue: ourCost, naive: naiveCost },
+    lag: { primary: lagStep.lagToPrimaryMs, replica: lagStep.lagToReplicaMs },
+    spike: { rate: spike.intendedRate, byStatus: spike.byStatus, maxLatencyMs: spike.clientLatencyMs?.max, verified: spike.verify?.ok, drainMs: spike.verify?.drainMs },
+    outage: { byStatus: outageStep.byStatus, verified: outageStep.verify?.ok, drainAfterRestartS },
+    targets: [
+      { target: 'singles sustained >= 40 % of the HTTP ceiling', measured: `${storedRate} stored/s vs ${http.requestsPerSec} req/s = ${pct(storedRate, http.requestsPerSec)}`, met: storedRate >= 0.4 * http.requestsPerSec },
+      { target: 'singles sustained >= 2x the naive design', measured: `${storedRate} vs ${naiveRate} stored/s = ${naiveRate ? (storedRate / naiveRate).toFixed(2) : '-'}x`, met: naiveRate > 0 && storedRate >= 2 * naiveRate },
+      { target: 'batches >= 60 % of the database ceiling', measured: `${batchBest} vs ${db.rowsPerSec} rows/s = ${pct(batchBest, db.rowsPerSec)}`, met: batchBest >= 0.6 * db.rowsPerSec },
+      { target: 'PostgreSQL CPU per stored reading <= 1/5 of naive', measured: `${ourCost} vs ${naiveCost} s per 1,000 = ${ourCost && naiveCost ? `1/${(naiveCost / ourCost).toFixed(1)}` : '-'}`, met: Boolean(ourCost && naiveCost && ourCost * 5 <= naiveCost) },
+      { target: 'lag p99 to the primary at half load <= 100 ms', measured: `${lagStep.lagToPrimaryMs.p99} ms (replica ${lagStep.lagToReplicaMs.p99} ms)`, met: lagStep.lagToPrimaryMs.samples > 0 && lagStep.lagToPrimaryMs.p99 <= 100 },
+      { target: 'spike 3x: nothing lost, no hang', measured: `${JSON.stringify(spike.byStatus)}, max ${Math.round(spike.clientLatencyMs?.max ?? 0)} ms, verify ${spike.verify?.ok ? 'ok' : 'FAILED'}, drained ${spike.verify?.drainMs} ms after`, met: Boolean(spike.verify?.ok) && !(spike.byStatus?.['0'] > 0) },
+      { target: 'database outage: 202s continue, nothing lost', measured: `${outageAcked} acknowledged, ${JSON.stringify(outageStep.byStatus)}, verify ${outageStep.verify?.ok ? 'ok' : 'FAILED'}, drained ${outageStep.drainAfterRestartS} s after restart`, met: Boolean(outageStep.verify?.ok) && errorCount(outageStep.byStatus) === 0 },
+    ],
+    figures: [
+      ['HTTP ceiling (closed loop, 64 connections)', `${http.requestsPerSec} req/s`],
+      ['database ceiling', `${db.rowsPerSec} rows/s (batches of ${db.best.batch}, ${db.best.connections} connections)`],
+      ['singles sustained (queue)', `${sustained?.intendedRate ?? '-'} req/s, ${storedRate} readings stored/s, nginx p99 ${sustained?.nginxLatencyMs.p99 ?? '-'} ms`],
+      ['singles sustained (naive)', `${naive.best?.intendedRate ?? '-'} req/s, ${naiveRate} readings stored/s, nginx p99 ${naive.best?.nginxLatencyMs.p99 ?? '-'} ms`],
+      ['batches of 500 sustained', `${batchBest} readings stored/s`],
+      ['lag 202 -> primary (p50 / p99)', `${lagStep.lagToPrimaryMs.p50} / ${lagStep.lagToPrimaryMs.p99} ms`],
+      ['lag 202 -> replica (p50 / p99)', `${lagStep.lagToReplicaMs.p50} / ${lagStep.lagToReplicaMs.p99} ms`],
+      ['PostgreSQL CPU s per 1,000 stored', `queue ${ourCost ?? '-'}, naive ${naiveCost ?? '-'}`],
+    ],
+  };
+} catch (err) {
+  exitCode = 1;
+  say(`benchmark failed: ${err.stack ?? err}`);
+  result.error = String(err);
+} finally {
+  await cluster.stop().catch(() => undefined);
+  result.durationS = Math.round((Date.now() - startedAt.getTime()) / 1000);
+  mkdirSync(resultsDir, { recursive: true });
+  const base = join(resultsDir, `${stamp}${QUICK ? '-quick' : ''}`);
+  result.files = { json: `${base}.json`, md: `${base}.md`, png: `${base}.png` };
+  writeFileSync(result.files.json, JSON.stringify(result, null, 2));
+  if (result.summary) {
+    writeFileSync(result.files.png, plot());
+    const md = markdown();
+    writeFileSync(result.files.md, md);
+    console.log(md);
+  }
+  say(`results: ${result.files.json}${result.summary ? `, ${result.files.md}, ${result.files.png}` : ''} (${result.durationS} s)`);
+  if (opts.keep || exitCode) say(`kept the work folder for inspection: ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+}
+process.exit(exitCode);
