@@ -8,6 +8,7 @@ import {
   CLAIM_READINGS_SCRIPT,
   defaultJobOptions,
   FAILED_JOB_RETENTION_SECONDS,
+  LuaScript,
   READINGS_QUEUE,
   redisKeys,
   STORE_READINGS_JOB,
@@ -15,6 +16,8 @@ import {
 } from '../../../../libs/queue/src/index.js';
 import type { QueuedReading } from '../../../../libs/readings/src/index.js';
 import { API_METRICS, PRODUCER_REDIS } from '../api.tokens.js';
+
+const CLAIM_READINGS = new LuaScript(CLAIM_READINGS_SCRIPT);
 
 /** A reading about to be queued, with what its idempotency check needs. */
 export interface Submission {
@@ -80,7 +83,7 @@ export class IntakeQueue implements OnApplicationShutdown {
       keys.push(pending, s.idempotencyKey ? this.keys.idempotency(s.scope, s.idempotencyKey) : pending);
       args.push(s.idempotencyKey ? s.fingerprint : '');
     }
-    const conflicts = new Set((await this.redis.eval(CLAIM_READINGS_SCRIPT, keys.length, ...keys, ...args)) as number[]);
+    const conflicts = new Set((await CLAIM_READINGS.run(this.redis, keys, args)) as number[]);
     const readings = submissions.filter((_, i) => !conflicts.has(i)).map((s) => s.reading);
     if (readings.length > 0) {
       await this.queue.add(STORE_READINGS_JOB, { readings }, { jobId });

@@ -1,16 +1,17 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface.js';
 import type { Redis } from 'ioredis';
+import { LuaScript } from '../../../../libs/queue/src/index.js';
 import { ApiError } from '../http/api-error.js';
 
 /** Fixed window per client: one INCR per request, the window's expiry set on its first hit. */
-const HIT_SCRIPT = `
+const HIT_SCRIPT = new LuaScript(`
 local hits = redis.call('INCR', KEYS[1])
 if hits == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {hits, ttl}
-`;
+`);
 
 /**
  * Rate-limit counters in Redis, so the limit holds across every API replica. When Redis is
@@ -25,7 +26,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   async increment(key: string, ttl: number, limit: number, _blockDuration: number, throttlerName: string): Promise<ThrottlerStorageRecord> {
     let reply: [number, number];
     try {
-      reply = (await this.redis.eval(HIT_SCRIPT, 1, this.keyFor(`${throttlerName}:${key}`), ttl)) as [number, number];
+      reply = (await HIT_SCRIPT.run(this.redis, [this.keyFor(`${throttlerName}:${key}`)], [ttl])) as [number, number];
     } catch {
       throw new ApiError(503, 'queue_unavailable', 'the reading queue is unreachable; retry shortly', [], { 'retry-after': '1' });
     }
