@@ -5,3 +5,4 @@ export * from './reading-rows.js';
 export * from './migrate.js';
 export * from './entities/reading.entity.js';
 export * from './entities/failed-reading.entity.js';
+export * from './transaction-retry.js';
