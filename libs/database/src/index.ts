@@ -6,3 +6,6 @@ export * from './migrate.js';
 export * from './entities/reading.entity.js';
 export * from './entities/failed-reading.entity.js';
 export * from './transaction-retry.js';
+export * from './sql-migrations.js';
+export * from './backend-check.js';
+export * from './migrations/cockroach/index.js';
