@@ -20,7 +20,16 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.listen({ port: config.http.port, host: config.http.host });
-  logger.info({ url: await app.getUrl(), backend: config.db.backend, replica: Boolean(config.db.replicaUrl), name: config.http.replicaName }, 'api listening');
+  logger.info(
+    {
+      url: await app.getUrl(),
+      backend: config.db.backend,
+      replica: Boolean(config.db.replicaUrl),
+      staleReads: config.db.backend === 'cockroach' ? 'follower-reads' : config.db.replicaUrl ? 'replica' : 'primary',
+      name: config.http.replicaName,
+    },
+    'api listening',
+  );
 }
 
 bootstrap().catch((err: unknown) => {
