@@ -19,10 +19,13 @@ describe('buildDataSourceOptions', () => {
     expect((options.migrations as unknown[]).length).toBe(1);
   });
 
-  it('sets the same pool bounds and timeouts for both backends', () => {
+  it('sets the same pool bounds and timeouts for both backends; CockroachDB also hands node-postgres the whole URL (sslmode and the like)', () => {
     const a = buildDataSourceOptions(cockroach, 'app', () => undefined) as { extra: Record<string, unknown> };
     const b = buildDataSourceOptions(postgres, 'app', () => undefined) as { extra: Record<string, unknown> };
-    expect(a.extra).toEqual(b.extra);
+    const { connectionString, ...rest } = a.extra;
+    expect(connectionString).toBe(cockroach.url);
+    expect(rest).toEqual(b.extra);
+    expect(b.extra).not.toHaveProperty('connectionString');
     expect(a.extra).toMatchObject({ statement_timeout: 10_000, query_timeout: 12_000, application_name: 'app' });
   });
 

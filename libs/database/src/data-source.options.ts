@@ -48,6 +48,10 @@ export function buildDataSourceOptions(
   if (db.backend === 'cockroach') {
     return {
       ...common,
+      // node-postgres parses the whole URL itself: TypeORM's URL parsing keeps host, port, user
+      // and database but drops parameters such as sslmode and sslrootcert, which a secure
+      // CockroachDB cluster needs.
+      extra: { ...extra, connectionString: db.url },
       type: 'cockroachdb',
       url: db.url,
       // No replication block: CockroachDB's analogue of the read replica is a follower read on this pool.
