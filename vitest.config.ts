@@ -1,5 +1,5 @@
 import swc from 'unplugin-swc';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // SWC, not esbuild: NestJS dependency injection needs emitDecoratorMetadata, which esbuild does not emit.
 export default defineConfig({
@@ -17,12 +17,27 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.spec.ts'],
+          exclude: [...configDefaults.exclude, 'test/cockroach/**'],
           environment: 'node',
           globalSetup: ['test/support/global-setup.ts'],
           // One real stack is shared; files run one after another so their loads do not distort each other.
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // The end-to-end suite against CockroachDB: runs when COCKROACH_URL or a cockroach binary
+          // is available; otherwise its tests are skipped and the run says so (never counted as passed).
+          name: 'cockroach',
+          include: ['test/cockroach/**/*.spec.ts'],
+          environment: 'node',
+          globalSetup: ['test/cockroach/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
         },
       },
     ],

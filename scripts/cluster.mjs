@@ -31,7 +31,8 @@ function print(s) {
   rows.push(['nginx', s.nginx.url, s.nginx.pid, s.nginx.health, '-']);
   for (const a of s.api) rows.push([a.name, a.url, a.pid, a.health, a.restarts]);
   for (const w of s.writers) rows.push([w.name, w.health === undefined ? w.health : w.health, w.pid, w.health, w.restarts]);
-  rows.push(['postgres', `${s.postgres.primary} (+ replica ${s.postgres.replica})`, '-', s.postgres.health, '-']);
+  if (s.postgres) rows.push(['postgres', `${s.postgres.primary} (+ replica ${s.postgres.replica})`, '-', s.postgres.health, '-']);
+  for (const n of s.cockroach?.nodes ?? []) rows.push([n.name, n.sql, n.pid, n.health, '-']);
   rows.push(['redis', s.redis.url, s.redis.pid, s.redis.health, '-']);
   for (const w of s.writers) rows[rows.findIndex((r) => r[0] === w.name)][1] = w.metrics.replace('/metrics', '');
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));

@@ -1,6 +1,8 @@
 // `npm start`: the meter-intake cluster on one machine, under one supervisor.
 //   PostgreSQL primary + streaming hot-standby replica and Redis (AOF, noeviction) under .data/,
 //   migrations, N API replicas (default 2), M writers (default 1), nginx on http://127.0.0.1:8080.
+//   With --db cockroach: a local three-node CockroachDB cluster instead of PostgreSQL (needs a
+//   `cockroach` binary on PATH or COCKROACH_BIN; never falls back to PostgreSQL).
 // `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M` talk to it over a
 // Unix socket in the data folder. Ctrl-C / SIGTERM: nginx stops accepting and finishes what it
 // has, the APIs drain, the writers flush, then Redis and PostgreSQL shut down cleanly.
@@ -12,8 +14,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
 import { Supervised } from './cluster/supervised.mjs';
+import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, gitIgnoredDataDir, rel, root } from './lib/setup.mjs';
-import { freePort, startStack, writeJson } from './lib/stack.mjs';
+import { freePort, RedisInstance, startStack, writeJson } from './lib/stack.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,19 +31,31 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: npm start -- [--api N] [--writers M] [--port 8080] [--db postgres] [--fresh] [--data-dir DIR]
+  console.log(`usage: npm start -- [--api N] [--writers M] [--port 8080] [--db postgres|cockroach] [--fresh] [--data-dir DIR]
   --api N       API replicas behind nginx (default 2)
   --writers M   writer processes (default 1)
   --port        port nginx listens on (default 8080)
-  --db          database backend; only postgres is available in this build
+  --db          postgres (primary + streaming replica, default) or cockroach (a local three-node
+                CockroachDB cluster; needs a cockroach binary on PATH or COCKROACH_BIN)
   --fresh       wipe the data folder (databases, queue, logs) before starting
   --data-dir    where data, logs and the process table live (default .data/)
 Then: npm run cluster -- status | scale api=N writers=M`);
   process.exit(0);
 }
-if (args.db !== 'postgres') {
-  console.error(`--db ${args.db}: not available in this build. Only postgres is supported for now (the CockroachDB backend is planned).`);
+if (!['postgres', 'cockroach'].includes(args.db)) {
+  console.error(`--db ${args.db}: expected postgres or cockroach`);
   process.exit(2);
+}
+const useCockroach = args.db === 'cockroach';
+let cockroachBin;
+if (useCockroach) {
+  // Checked before anything is installed, built or started: no binary means a plain stop, never PostgreSQL instead.
+  const found = findCockroachBin();
+  if (found.problem) {
+    console.error(`--db cockroach: ${found.problem}\nNothing was started. (npm start without --db cockroach runs the PostgreSQL backend.)`);
+    process.exit(2);
+  }
+  cockroachBin = found.bin;
 }
 const wanted = { api: Number(args.api), writers: Number(args.writers) };
 for (const [k, v] of Object.entries(wanted)) {
@@ -56,8 +71,7 @@ const logsDir = join(dataDir, 'logs');
 const socketPath = join(dataDir, 'supervisor.sock');
 const ports = {
   nginx: Number(args.port),
-  pg: Number(process.env.PG_PORT ?? 55432),
-  replica: Number(process.env.PG_REPLICA_PORT ?? 55433),
+  ...(useCockroach ? {} : { pg: Number(process.env.PG_PORT ?? 55432), replica: Number(process.env.PG_REPLICA_PORT ?? 55433) }),
   redis: Number(process.env.REDIS_PORT ?? 56379),
 };
 
@@ -70,12 +84,12 @@ function portFree(port) {
 }
 
 ensureDependencies();
-ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
+ensureSystemPackages(useCockroach ? ['redis-server', 'nginx'] : ['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
 for (const [name, port] of Object.entries(ports)) {
   if (!(await portFree(port))) {
-    console.error(`port ${port} (${name}) is in use. Is meter-intake already running (npm run cluster -- status)? Stop it, or choose other ports (--port, PG_PORT, PG_REPLICA_PORT, REDIS_PORT).`);
+    console.error(`port ${port} (${name}) is in use. Is meter-intake already running (npm run cluster -- status)? Stop it, or choose other ports (--port, ${useCockroach ? '' : 'PG_PORT, PG_REPLICA_PORT, '}REDIS_PORT).`);
     process.exit(1);
   }
 }
@@ -86,15 +100,86 @@ if (args.fresh) {
 mkdirSync(logsDir, { recursive: true });
 rmSync(socketPath, { force: true });
 
-log('starting PostgreSQL primary, streaming replica and Redis');
-const stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'everysec', log });
+/**
+ * The data services: PostgreSQL primary + replica and Redis (startStack, shared with the tests),
+ * or a three-node CockroachDB cluster and Redis. `database` hides the difference from the rest
+ * of the supervisor: the environment a part gets, the status line, the watchdog and the stop.
+ */
+let stack;
+let database;
+if (useCockroach) {
+  let version;
+  try {
+    version = await cockroachVersion(cockroachBin);
+  } catch (err) {
+    console.error(`--db cockroach: ${cockroachBin} does not run (${err.message.split('\n')[0]}). Get a CockroachDB binary for this platform from https://www.cockroachlabs.com/docs/releases/`);
+    process.exit(2);
+  }
+  log(`starting Redis and a three-node CockroachDB cluster (${cockroachBin}, ${version})`);
+  const redis = new RedisInstance(join(dataDir, 'redis'), ports.redis, join(logsDir, 'redis.log'), process.env.REDIS_APPENDFSYNC ?? 'everysec');
+  mkdirSync(redis.dir, { recursive: true });
+  await redis.start();
+  let cluster;
+  try {
+    cluster = await startCockroachCluster({ bin: cockroachBin, dir: join(dataDir, 'cockroach'), logsDir: join(logsDir, 'cockroach'), log });
+  } catch (err) {
+    await redis.stop();
+    console.error(`CockroachDB did not start: ${err.message}`);
+    process.exit(1);
+  }
+  stack = { redis, redisUrl: redis.url, async stop() { await redis.stop(); await cluster.stop(); } };
+  database = {
+    // Each part talks to one node, round robin, so the load spreads over the cluster. (A node that
+    // stops takes its clients' database access with it until the watchdog restarts it; in
+    // production put a load balancer such as HAProxy in front of all nodes.)
+    env: (i) => ({ DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.urls[i % cluster.urls.length], DATABASE_URL: '', DATABASE_REPLICA_URL: '' }),
+    migrateEnv: { DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.url, DATABASE_URL: '', DATABASE_REPLICA_URL: '' },
+    table: () => ({ cockroach: { version, nodes: cluster.nodes.map((n) => ({ name: n.name, sql: n.url, console: n.httpUrl, pid: n.child?.pid, log: n.logDir })) } }),
+    async health(table) {
+      const states = await Promise.all(cluster.nodes.map((n) => n.select1().then(() => 'ready', () => 'down')));
+      states.forEach((state, i) => (table.cockroach.nodes[i].health = state));
+    },
+    rows: () => cluster.nodes.map((n) => [n.name, n.url, n.child?.pid ?? '-', rel(n.logDir)]),
+    async watch() {
+      for (const n of cluster.nodes) {
+        if (!shuttingDown && !n.running) {
+          log(`${n.name} exited; restarting it (log: ${rel(n.logFile)})`);
+          n.start();
+          saveProcessTable();
+        }
+      }
+    },
+  };
+} else {
+  log('starting PostgreSQL primary, streaming replica and Redis');
+  stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'everysec', log });
+  const env = { DB_BACKEND: 'postgres', DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl };
+  database = {
+    env: () => env,
+    migrateEnv: env,
+    table: () => ({ postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl, logs: [stack.primary.logFile, stack.replica.logFile] } }),
+    async health(table) {
+      table.postgres.health = (await stack.primary.psql('SELECT 1').then(() => 'ready', () => 'down')) + ' / replica ' + (await stack.replica.psql('SELECT 1').then(() => 'ready', () => 'down'));
+    },
+    rows: () => [
+      ['postgres primary', stack.databaseUrl, '-', rel(stack.primary.logFile)],
+      ['postgres replica', stack.replicaUrl, '-', rel(stack.replica.logFile)],
+    ],
+    async watch() {
+      for (const pg of [stack.primary, stack.replica]) {
+        if (pg === stack.primary && held.has('postgres')) continue;
+        if (!shuttingDown && !(await pg.isRunning())) {
+          log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
+          await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));
+        }
+      }
+    },
+  };
+}
 
 const appEnv = {
   ...process.env,
-  DATABASE_URL: stack.databaseUrl,
-  DATABASE_REPLICA_URL: stack.replicaUrl,
   REDIS_URL: stack.redisUrl,
-  DB_BACKEND: 'postgres',
   MIGRATE_ON_START: 'false',
   // Locally every client is 127.0.0.1, so a per-client limit would throttle the whole machine
   // (and every load test); nginx's per-address limit_req still applies. Set RATE_LIMIT to try it.
@@ -102,7 +187,7 @@ const appEnv = {
 };
 
 log('applying migrations');
-const migrate = spawnSync(process.execPath, ['dist/libs/database/src/migrate.main.js'], { cwd: root, env: appEnv, stdio: 'inherit' });
+const migrate = spawnSync(process.execPath, ['dist/libs/database/src/migrate.main.js'], { cwd: root, env: { ...appEnv, ...database.migrateEnv }, stdio: 'inherit' });
 if (migrate.status !== 0) {
   await stack.stop();
   console.error('migrations failed; see the output above');
@@ -117,12 +202,15 @@ const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSetting
 
 /** Starts one API replica or writer on a free port; its health URL is how the supervisor sees it. */
 async function startPart(kind) {
-  const name = kind === 'api' ? `api-${nextApi++}` : `writer-${nextWriter++}`;
+  const number = kind === 'api' ? nextApi++ : nextWriter++;
+  const name = `${kind}-${number}`;
   const port = await freePort();
+  // Writers and replicas are spread over the CockroachDB nodes (with PostgreSQL, all use the primary).
+  const dbEnv = database.env(kind === 'api' ? number : number - 1);
   const proc = new Supervised({
     name,
     entry: `dist/apps/${kind}/src/main.js`,
-    env: kind === 'api' ? { ...appEnv, PORT: String(port), HOST: '127.0.0.1', REPLICA_NAME: name } : { ...appEnv, WRITER_HEALTH_PORT: String(port) },
+    env: kind === 'api' ? { ...appEnv, ...dbEnv, PORT: String(port), HOST: '127.0.0.1', REPLICA_NAME: name } : { ...appEnv, ...dbEnv, WRITER_HEALTH_PORT: String(port) },
     healthUrl: `http://127.0.0.1:${port}/health/ready`,
     logFile: join(logsDir, `${name}.log`),
     log,
@@ -141,7 +229,8 @@ function processTable() {
     nginx: { url: `http://127.0.0.1:${ports.nginx}`, pid: nginx.child?.pid, config: nginx.confFile, log: nginx.logFile },
     api: apis.map((a) => ({ name: a.name, url: `http://127.0.0.1:${a.port}`, pid: a.pid, log: a.logFile, restarts: a.restarts })),
     writers: writers.map((w) => ({ name: w.name, health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics`, pid: w.pid, log: w.logFile, restarts: w.restarts })),
-    postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl, logs: [stack.primary.logFile, stack.replica.logFile] },
+    db: args.db,
+    ...database.table(),
     redis: { url: stack.redisUrl, pid: stack.redis.child?.pid, log: stack.redis.logFile },
   };
 }
@@ -162,7 +251,7 @@ async function status() {
   };
   table.nginx.health = await probe(`${table.nginx.url}/health/live`);
   await Promise.all([...apis.map(async (a, i) => (table.api[i].health = await a.health())), ...writers.map(async (w, i) => (table.writers[i].health = await w.health()))]);
-  table.postgres.health = (await stack.primary.psql('SELECT 1').then(() => 'ready', () => 'down')) + ' / replica ' + (await stack.replica.psql('SELECT 1').then(() => 'ready', () => 'down'));
+  await database.health(table);
   table.redis.health = await stack.redis.cli('PING').then((r) => (r === 'PONG' ? 'ready' : r), () => 'down');
   return table;
 }
@@ -209,6 +298,7 @@ function scale(target) {
 const held = new Set();
 const DRILL_PARTS = { postgres: () => stack.primary, redis: () => stack.redis };
 async function drill(part, action) {
+  if (part === 'postgres' && useCockroach) throw new Error('this cluster runs CockroachDB, not PostgreSQL (--db cockroach)');
   const target = DRILL_PARTS[part]();
   if (action === 'stop') {
     held.add(part);
@@ -225,7 +315,7 @@ let shuttingDown = false;
 async function shutdown(reason, exitCode = 0) {
   if (shuttingDown) return;
   shuttingDown = true;
-  log(`${reason}: stopping nginx (in-flight requests finish), then the APIs, the writers (they flush), Redis and PostgreSQL`);
+  log(`${reason}: stopping nginx (in-flight requests finish), then the APIs, the writers (they flush), Redis and ${useCockroach ? 'CockroachDB' : 'PostgreSQL'}`);
   control.close();
   await nginx.stop();
   await Promise.all(apis.map((a) => a.stop(20_000)));
@@ -289,8 +379,9 @@ try {
 saveProcessTable();
 
 /**
- * Redis and PostgreSQL are supervised too: if one dies it is started again (Redis replays its
- * AOF; PostgreSQL recovers from its WAL) and the restart is logged. Meanwhile the APIs answer
+ * Redis and PostgreSQL (or the CockroachDB nodes) are supervised too: if one dies it is started
+ * again (Redis replays its AOF; PostgreSQL recovers from its WAL; a CockroachDB node rejoins and
+ * catches up from its peers) and the restart is logged. Meanwhile the APIs answer
  * 503 (Redis) or keep queueing (PostgreSQL), and the writers retry.
  */
 let watching = false;
@@ -314,13 +405,7 @@ const watchdog = setInterval(async () => {
       await stack.redis.start();
       saveProcessTable();
     }
-    for (const pg of [stack.primary, stack.replica]) {
-      if (pg === stack.primary && held.has('postgres')) continue;
-      if (!shuttingDown && !(await pg.isRunning())) {
-        log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
-        await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));
-      }
-    }
+    await database.watch();
   } catch (err) {
     log(`watchdog: ${err.message}`);
   } finally {
@@ -335,8 +420,7 @@ const rows = [
   ['nginx', table.nginx.url, table.nginx.pid, rel(nginx.logFile)],
   ...table.api.map((a) => [a.name, a.url, a.pid, rel(a.log)]),
   ...table.writers.map((w) => [w.name, w.health, w.pid, rel(w.log)]),
-  ['postgres primary', stack.databaseUrl, '-', rel(stack.primary.logFile)],
-  ['postgres replica', stack.replicaUrl, '-', rel(stack.replica.logFile)],
+  ...database.rows(),
   ['redis', stack.redisUrl, table.redis.pid, rel(stack.redis.logFile)],
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));

@@ -7,16 +7,13 @@ import { waitFor } from '../../scripts/lib/stack.mjs';
 import { withDb } from '../support/db.js';
 import {
   getJson,
-  inParallel,
-  invalidReading,
-  Ledger,
   newKey,
-  outcomeOf,
   postJson,
   type SentReading,
   validReading,
   verifyLedger,
 } from '../support/ledger.js';
+import { expectMixedIntakeStoredOnce, sendMixedIntake } from '../support/intake-scenario.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 import { stackControl } from '../support/stack-control.js';
@@ -47,64 +44,9 @@ afterAll(async () => {
 describe('intake end to end: API and writer as separate processes', () => {
   it('stores every acknowledged reading exactly once among 2,000 (singles and batches, 5% invalid, 1% resent)', async () => {
     const prefix = testRunPrefix('e2e');
-    const ledger = new Ledger();
     const total = 2_000;
-    // 1,000 singles, 1,000 in batches of 100; every 20th reading invalid, every 100th resent with its key.
-    const singles = Array.from({ length: total / 2 }, (_, i) => i);
-    await inParallel(singles, 32, async (i) => {
-      const valid = i % 20 !== 7;
-      const body = valid ? validReading(prefix, i) : invalidReading(prefix, i);
-      const key = newKey();
-      const res = await postJson(`${api.url}/v1/readings`, body, { 'idempotency-key': key });
-      ledger.record({ body, valid, outcome: outcomeOf(res.status), status: res.status, id: res.json?.id, key });
-      if (valid) {
-        expect(res.status, JSON.stringify(res.json)).toBe(202);
-        expect(res.headers.get('location')).toBe(`/v1/readings/${res.json.id}`);
-      } else {
-        expect([400, 422]).toContain(res.status);
-        expect(res.json.error.details.length).toBeGreaterThan(0);
-      }
-      if (valid && i % 100 === 3) {
-        const again = await postJson(`${api.url}/v1/readings`, body, { 'idempotency-key': key });
-        expect(again.status).toBe(202);
-        expect(again.json.id).toBe(res.json.id);
-        ledger.record({ body, valid, outcome: outcomeOf(again.status), status: again.status, id: again.json.id, key });
-      }
-    });
-    const batchIndexes = Array.from({ length: 10 }, (_, b) => b);
-    await inParallel(batchIndexes, 4, async (b) => {
-      const items = Array.from({ length: 100 }, (_, j) => {
-        const i = total / 2 + b * 100 + j;
-        const valid = i % 20 !== 7;
-        const body = valid ? validReading(prefix, i) : invalidReading(prefix, i);
-        return { i, valid, body, submissionId: `sub-${prefix}-${i}` };
-      });
-      const send = () => postJson(`${api.url}/v1/readings/batch`, { readings: items.map((it) => ({ ...it.body, submissionId: it.submissionId })) });
-      const res = await send();
-      expect(res.status).toBe(202);
-      const accepted = new Map<number, string>(res.json.accepted.map((a: { index: number; id: string }) => [a.index, a.id]));
-      const rejected = new Set<number>(res.json.rejected.map((r: { index: number }) => r.index));
-      items.forEach((it, index) => {
-        expect(accepted.has(index)).toBe(it.valid);
-        expect(rejected.has(index)).toBe(!it.valid);
-        ledger.record({ body: it.body, valid: it.valid, outcome: it.valid ? 'acknowledged' : 'rejected', status: it.valid ? 202 : 422, id: accepted.get(index), key: it.submissionId });
-      });
-      if (b === 0) {
-        // A resent batch (same submissionIds) maps onto the same ids and stores nothing twice.
-        const again = await send();
-        expect(again.json.accepted.map((a: { id: string }) => a.id)).toEqual(res.json.accepted.map((a: { id: string }) => a.id));
-      }
-    });
-
-    expect(ledger.rejected()).toHaveLength(total / 20);
-    const v = await verifyLedger(stack.databaseUrl, ledger, prefix);
-    expect(v.lost).toEqual([]);
-    expect(v.duplicated).toEqual([]);
-    expect(v.valueMismatch).toEqual([]);
-    expect(v.rejectedButStored).toEqual([]);
-    expect(v.unexpectedRows).toBe(0);
-    expect(v.acknowledged).toBe(total - total / 20);
-    expect(v.stored).toBe(v.acknowledged);
+    const ledger = await sendMixedIntake(api.url, prefix, total);
+    await expectMixedIntakeStoredOnce(stack.databaseUrl, ledger, prefix, total);
 
     // Negative control: the checker must see a loss when there is one.
     const victim = ledger.acknowledged()[0]!.id!;

@@ -20,7 +20,17 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.listen({ port: config.http.port, host: config.http.host });
-  logger.info({ url: await app.getUrl(), backend: config.db.backend, replica: Boolean(config.db.replicaUrl), name: config.http.replicaName, intakeMode: config.intake.mode }, 'api listening');
+  logger.info(
+    {
+      url: await app.getUrl(),
+      backend: config.db.backend,
+      replica: Boolean(config.db.replicaUrl),
+      staleReads: config.db.backend === 'cockroach' ? 'follower-reads' : config.db.replicaUrl ? 'replica' : 'primary',
+      name: config.http.replicaName,
+      intakeMode: config.intake.mode,
+    },
+    'api listening',
+  );
   if (config.intake.mode !== 'queue') {
     logger.warn({ intakeMode: config.intake.mode }, 'INTAKE_MODE is a benchmark-only mode: this replica does not queue readings as the service does');
   }

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { runMigrations } from '../../../libs/database/src/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assertBackendAt, BackendMismatchError, errorMessage, runMigrations } from '../../../libs/database/src/index.js';
 import { NestJsonLogger } from '../../../libs/observability/src/index.js';
 import { assertDurableRedis, createWorkerConnection } from '../../../libs/queue/src/index.js';
 import { WriterModule } from './writer.module.js';
@@ -13,14 +14,39 @@ async function bootstrap(): Promise<void> {
   } finally {
     probe.disconnect();
   }
+  // Before any pool, migration or job: the URL must point at the configured kind of database.
+  // While it is unreachable, wait (the writer is useless without it, and the queue holds the work).
+  let serverVersion: string | undefined;
+  while (serverVersion === undefined) {
+    try {
+      serverVersion = await assertBackendAt(config.db.url, config.db.backend, config.db.connectTimeoutMs);
+    } catch (err) {
+      if (err instanceof BackendMismatchError) throw err;
+      logger.warn({ err: errorMessage(err), backend: config.db.backend }, 'database not reachable yet; waiting');
+      await sleep(1_000);
+    }
+  }
+  logger.info({ backend: config.db.backend, serverVersion, database: redactUrl(config.db.url) }, 'database backend checked');
   if (config.db.migrateOnStart) await runMigrations(config.db, logger);
   // No HTTP server: a queue consumer with a small health/metrics port of its own.
   const app = await NestFactory.createApplicationContext(WriterModule, { logger: new NestJsonLogger(logger) });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
-  logger.info({ backend: config.db.backend, replica: Boolean(config.db.replicaUrl) }, 'writer started');
+  logger.info({ backend: config.db.backend, replica: Boolean(config.db.replicaUrl), database: redactUrl(config.db.url) }, 'writer started');
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
 }
 
 bootstrap().catch((err: unknown) => {
   WriterModule.logger.fatal({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'writer failed to start');
-  process.exit(1);
+  // A URL that points at the other kind of database is a configuration error, like a bad variable.
+  process.exit(err instanceof BackendMismatchError ? 78 : 1);
 });

@@ -63,9 +63,9 @@ describe('loadConfig: valid overrides', () => {
       TRUST_PROXY: 'false',
       MIGRATE_ON_START: 'no',
       LOG_REQUESTS: 'ON',
-      DB_BACKEND: 'cockroach',
+      DB_BACKEND: 'postgres',
       REDIS_URL: 'rediss://cache.internal:6380/2',
-      DATABASE_URL: 'postgresql://u:p@db:26257/meter',
+      DATABASE_URL: 'postgresql://u:p@db:5432/meter',
       DATABASE_REPLICA_URL: 'postgres://replica/meter',
       LOG_LEVEL: 'debug',
     });
@@ -78,9 +78,9 @@ describe('loadConfig: valid overrides', () => {
     expect(c.http.trustProxy).toBe(false);
     expect(c.db.migrateOnStart).toBe(false);
     expect(c.log.requests).toBe(true);
-    expect(c.db.backend).toBe('cockroach');
+    expect(c.db.backend).toBe('postgres');
     expect(c.redis.url).toBe('rediss://cache.internal:6380/2');
-    expect(c.db.url).toBe('postgresql://u:p@db:26257/meter');
+    expect(c.db.url).toBe('postgresql://u:p@db:5432/meter');
     expect(c.db.replicaUrl).toBe('postgres://replica/meter');
     expect(c.log.level).toBe('debug');
   });
@@ -94,6 +94,59 @@ describe('loadConfig: valid overrides', () => {
     const c = loadConfig({ DB_STATEMENT_TIMEOUT_MS: '59999', WRITER_LOCK_DURATION_MS: '60000' });
     expect(c.db.statementTimeoutMs).toBe(59_999);
     expect(c.writer.lockDurationMs).toBe(60_000);
+  });
+});
+
+describe('loadConfig: the database backend', () => {
+  const cockroachUrl = 'postgresql://root@db-1:26257/meter_intake?sslmode=disable';
+
+  it('selects CockroachDB with DB_BACKEND=cockroach and COCKROACH_URL', () => {
+    const c = loadConfig({ DB_BACKEND: 'cockroach', COCKROACH_URL: cockroachUrl });
+    expect(c.db.backend).toBe('cockroach');
+    expect(c.db.url).toBe(cockroachUrl);
+    expect(c.db.replicaUrl).toBeUndefined();
+  });
+
+  it('takes DATABASE_URL for CockroachDB when COCKROACH_URL is unset, and prefers COCKROACH_URL when both are set', () => {
+    expect(loadConfig({ DB_BACKEND: 'cockroach', DATABASE_URL: cockroachUrl }).db.url).toBe(cockroachUrl);
+    expect(loadConfig({ DB_BACKEND: 'cockroach', DATABASE_URL: 'postgres://other/db', COCKROACH_URL: cockroachUrl }).db.url).toBe(cockroachUrl);
+  });
+
+  it('ignores COCKROACH_URL with DB_BACKEND=postgres', () => {
+    const c = loadConfig({ COCKROACH_URL: cockroachUrl });
+    expect(c.db.backend).toBe('postgres');
+    expect(c.db.url).toBe('postgres://postgres@127.0.0.1:5432/meter_intake');
+  });
+
+  it('refuses DB_BACKEND=cockroach without a URL: no default, never the PostgreSQL one', () => {
+    expect(problemsOf({ DB_BACKEND: 'cockroach' })).toEqual([expect.stringMatching(/DB_BACKEND=cockroach needs COCKROACH_URL/)]);
+  });
+
+  it('refuses a replica URL with CockroachDB (follower reads are its read path)', () => {
+    expect(problemsOf({ DB_BACKEND: 'cockroach', COCKROACH_URL: cockroachUrl, DATABASE_REPLICA_URL: 'postgres://replica/db' })).toEqual([
+      expect.stringMatching(/DATABASE_REPLICA_URL.*not used with DB_BACKEND=cockroach/),
+    ]);
+  });
+
+  it('refuses a COCKROACH_URL that is not a postgresql:// URL', () => {
+    expect(problemsOf({ DB_BACKEND: 'cockroach', COCKROACH_URL: 'cockroach://db:26257' })).toEqual([expect.stringContaining('COCKROACH_URL')]);
+  });
+
+  it('defaults the writer batch to 500 rows on PostgreSQL and 100 on CockroachDB; WRITER_BATCH_SIZE overrides both', () => {
+    expect(loadConfig({}).writer.batchSize).toBe(500);
+    expect(loadConfig({ DB_BACKEND: 'cockroach', COCKROACH_URL: cockroachUrl }).writer.batchSize).toBe(100);
+    expect(loadConfig({ DB_BACKEND: 'cockroach', COCKROACH_URL: cockroachUrl, WRITER_BATCH_SIZE: '1000' }).writer.batchSize).toBe(1000);
+  });
+
+  it('has bounded transaction retries by default and checks their settings', () => {
+    expect(loadConfig({}).db.txRetry).toEqual({ maxAttempts: 10, baseDelayMs: 10, maxDelayMs: 1000 });
+    expect(loadConfig({ DB_TX_RETRY_MAX_ATTEMPTS: '3', DB_TX_RETRY_BASE_MS: '50', DB_TX_RETRY_MAX_DELAY_MS: '200' }).db.txRetry).toEqual({
+      maxAttempts: 3,
+      baseDelayMs: 50,
+      maxDelayMs: 200,
+    });
+    expect(problemsOf({ DB_TX_RETRY_MAX_ATTEMPTS: '0' })).toEqual([expect.stringContaining('DB_TX_RETRY_MAX_ATTEMPTS')]);
+    expect(problemsOf({ DB_TX_RETRY_BASE_MS: '500', DB_TX_RETRY_MAX_DELAY_MS: '100' })).toEqual([expect.stringMatching(/DB_TX_RETRY_BASE_MS.*DB_TX_RETRY_MAX_DELAY_MS/)]);
   });
 });
 

@@ -7,12 +7,16 @@ export interface AppConfig {
   redis: { url: string; commandTimeoutMs: number; keyPrefix: string };
   db: {
     backend: DbBackend;
+    /** The database every write goes to: the PostgreSQL primary, or any CockroachDB node (COCKROACH_URL). */
     url: string;
+    /** PostgreSQL only: a streaming read replica for meter history. CockroachDB uses follower reads instead. */
     replicaUrl?: string;
     poolSize: number;
     statementTimeoutMs: number;
     connectTimeoutMs: number;
     migrateOnStart: boolean;
+    /** Client-side transaction retry on 40001/40003 (and 40P01): bounded attempts, exponential backoff with full jitter. */
+    txRetry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
   };
   intake: {
     /**
@@ -133,6 +137,34 @@ class Reader {
   }
 }
 
+export const POSTGRES_DEFAULT_BATCH_SIZE = 500;
+export const COCKROACH_DEFAULT_BATCH_SIZE = 100;
+const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/meter_intake';
+const SQL_PROTOCOLS: readonly string[] = ['postgres:', 'postgresql:'];
+
+/**
+ * The connection settings of the chosen backend. PostgreSQL: DATABASE_URL (primary) and an
+ * optional DATABASE_REPLICA_URL. CockroachDB: COCKROACH_URL (any node; DATABASE_URL is accepted
+ * when COCKROACH_URL is unset), and no replica URL: its analogue is follower reads, so a replica
+ * URL there is a mistake, not something to ignore silently.
+ */
+function databaseSettings(r: Reader, backend: DbBackend): { url: string; replicaUrl?: string } {
+  if (backend === 'postgres') {
+    return {
+      url: r.url('DATABASE_URL', DEFAULT_DATABASE_URL, SQL_PROTOCOLS)!,
+      replicaUrl: r.url('DATABASE_REPLICA_URL', undefined, SQL_PROTOCOLS),
+    };
+  }
+  const url = r.url('COCKROACH_URL', undefined, SQL_PROTOCOLS) ?? r.url('DATABASE_URL', undefined, SQL_PROTOCOLS);
+  if (url === undefined) {
+    r.problems.push('DB_BACKEND=cockroach needs COCKROACH_URL (a postgresql:// URL of any CockroachDB node, e.g. postgresql://root@127.0.0.1:26257/meter_intake?sslmode=disable)');
+  }
+  if (r.optional('DATABASE_REPLICA_URL') !== undefined) {
+    r.problems.push('DATABASE_REPLICA_URL is a PostgreSQL read replica and is not used with DB_BACKEND=cockroach (meter history uses follower reads); unset it');
+  }
+  return { url: url ?? '' };
+}
+
 /** Reads and validates every setting once; throws ConfigError listing every bad value. */
 export function loadConfig(env: Env = process.env): AppConfig {
   const r = new Reader(env);
@@ -144,6 +176,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
   const lockDurationMs = r.int('WRITER_LOCK_DURATION_MS', 30_000, 1_000, 600_000);
   const statementTimeoutMs = r.int('DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 600_000);
+  const backend = r.oneOf<DbBackend>('DB_BACKEND', 'postgres', ['postgres', 'cockroach']);
+  const db = databaseSettings(r, backend);
   const config: AppConfig = {
     http: {
       host: r.str('HOST', '127.0.0.1'),
@@ -158,13 +192,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
       keyPrefix: r.str('REDIS_PREFIX', 'mi'),
     },
     db: {
-      backend: r.oneOf<DbBackend>('DB_BACKEND', 'postgres', ['postgres', 'cockroach']),
-      url: r.url('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/meter_intake', ['postgres:', 'postgresql:'])!,
-      replicaUrl: r.url('DATABASE_REPLICA_URL', undefined, ['postgres:', 'postgresql:']),
+      backend,
+      ...db,
       poolSize: r.int('DB_POOL_SIZE', 10, 1, 200),
       statementTimeoutMs,
       connectTimeoutMs: r.int('DB_CONNECT_TIMEOUT_MS', 3_000, 100, 60_000),
       migrateOnStart: r.bool('MIGRATE_ON_START', true),
+      txRetry: {
+        maxAttempts: r.int('DB_TX_RETRY_MAX_ATTEMPTS', 10, 1, 100),
+        baseDelayMs: r.int('DB_TX_RETRY_BASE_MS', 10, 1, 10_000),
+        maxDelayMs: r.int('DB_TX_RETRY_MAX_DELAY_MS', 1_000, 1, 60_000),
+      },
     },
     intake: {
       mode: r.oneOf('INTAKE_MODE', 'queue', INTAKE_MODES),
@@ -186,7 +224,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       windowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
     },
     writer: {
-      batchSize: r.int('WRITER_BATCH_SIZE', 500, 1, 20_000),
+      // PostgreSQL: 500, measured (docs/PERFORMANCE.md). CockroachDB: 100, not measured here (no
+      // binary on this machine); its docs say to find the size by measuring 10, 100 and 1000 rows,
+      // and a smaller transaction redoes less work when a conflict (40001) makes it run again.
+      batchSize: r.int('WRITER_BATCH_SIZE', backend === 'cockroach' ? COCKROACH_DEFAULT_BATCH_SIZE : POSTGRES_DEFAULT_BATCH_SIZE, 1, 20_000),
       lingerMs: r.int('WRITER_LINGER_MS', 20, 0, 10_000),
       concurrency: r.int('WRITER_CONCURRENCY', 64, 1, 10_000),
       flushConcurrency: r.int('WRITER_FLUSH_CONCURRENCY', 2, 1, 64),
@@ -202,6 +243,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       requests: r.bool('LOG_REQUESTS', true),
     },
   };
+  if (config.db.txRetry.baseDelayMs > config.db.txRetry.maxDelayMs) {
+    r.problems.push(`DB_TX_RETRY_BASE_MS (${config.db.txRetry.baseDelayMs}) must not be above DB_TX_RETRY_MAX_DELAY_MS (${config.db.txRetry.maxDelayMs})`);
+  }
   if (statementTimeoutMs >= lockDurationMs) {
     // A statement that outlives the job lock lets a second writer take the same job while the
     // first still holds the transaction open; keep the timeout well inside the lock.

@@ -11,15 +11,18 @@ export const MIGRATIONS = [CreateReadings1795258000000];
  * The one DataSource definition, used by the API, the writer and the migration command.
  * Pool bounded, connect and statement timeouts set: a stalled database must surface as an
  * error the writer can retry, never as a request or a job lock held forever.
+ *
+ * CockroachDB uses TypeORM's cockroachdb driver (node-postgres underneath) only as a pool and a
+ * query runner: every statement is ours, transactions are opened with plain BEGIN/COMMIT by
+ * inTransaction (so the driver's query recording and replay on 40001 never engages; it is also
+ * switched off with maxTransactionRetries: 0), and migrations run through our own runner
+ * (cockroach-migrate.ts), not TypeORM's.
  */
 export function buildDataSourceOptions(
   db: AppConfig['db'],
   applicationName: string,
   onPoolError: (err: unknown) => void,
 ): DataSourceOptions {
-  if (db.backend !== 'postgres') {
-    throw new Error(`DB_BACKEND=${db.backend} is not supported by this build yet; use DB_BACKEND=postgres`);
-  }
   const extra = {
     max: db.poolSize,
     connectionTimeoutMillis: db.connectTimeoutMs,
@@ -31,20 +34,38 @@ export function buildDataSourceOptions(
     application_name: applicationName,
     keepAlive: true,
   };
-  return {
-    type: 'postgres',
-    ...(db.replicaUrl ? { replication: { master: { url: db.url }, slaves: [{ url: db.replicaUrl }] } } : { url: db.url }),
+  const common = {
     entities: ENTITIES,
-    migrations: MIGRATIONS,
-    migrationsTableName: 'typeorm_migrations',
     migrationsRun: false,
     synchronize: false,
-    installExtensions: false,
     connectTimeoutMS: db.connectTimeoutMs,
     poolSize: db.poolSize,
     extra,
     poolErrorHandler: onPoolError,
     // Errors are logged by the callers as JSON lines, with context; TypeORM's own logger would print raw SQL and parameters.
     logging: false,
+  } as const;
+  if (db.backend === 'cockroach') {
+    return {
+      ...common,
+      // node-postgres parses the whole URL itself: TypeORM's URL parsing keeps host, port, user
+      // and database but drops parameters such as sslmode and sslrootcert, which a secure
+      // CockroachDB cluster needs.
+      extra: { ...extra, connectionString: db.url },
+      type: 'cockroachdb',
+      url: db.url,
+      // No replication block: CockroachDB's analogue of the read replica is a follower read on this pool.
+      timeTravelQueries: false,
+      maxTransactionRetries: 0,
+      migrations: [],
+    };
+  }
+  return {
+    ...common,
+    type: 'postgres',
+    ...(db.replicaUrl ? { replication: { master: { url: db.url }, slaves: [{ url: db.replicaUrl }] } } : { url: db.url }),
+    migrations: MIGRATIONS,
+    migrationsTableName: 'typeorm_migrations',
+    installExtensions: false,
   };
 }

@@ -5,3 +5,7 @@ export * from './reading-rows.js';
 export * from './migrate.js';
 export * from './entities/reading.entity.js';
 export * from './entities/failed-reading.entity.js';
+export * from './transaction-retry.js';
+export * from './sql-migrations.js';
+export * from './backend-check.js';
+export * from './migrations/cockroach/index.js';

@@ -1,5 +1,6 @@
 import { loadConfigOrExit } from '../../config/src/index.js';
 import { createLogger } from '../../observability/src/index.js';
+import { BackendMismatchError } from './backend-check.js';
 import { runMigrations } from './migrate.js';
 
 const config = loadConfigOrExit();
@@ -8,6 +9,7 @@ runMigrations(config.db, logger).then(
   () => process.exit(0),
   (err: unknown) => {
     logger.fatal({ err }, 'migration failed');
-    process.exit(1);
+    // A URL pointing at the other kind of database is a configuration error (78), like a bad variable.
+    process.exit(err instanceof BackendMismatchError ? 78 : 1);
   },
 );

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import type { QueuedReading, ReadingFlag } from '../../readings/src/index.js';
-import { dialectFor, postgresDialect, type RowToStore } from './sql-dialect.js';
+import { COCKROACH_MIGRATIONS } from './migrations/cockroach/index.js';
+import { cockroachDialect, dialectFor, FOLLOWER_READ_CLAUSE, postgresDialect, type RowToStore, type SqlDialect } from './sql-dialect.js';
 
 function reading(i: number, overrides: Partial<QueuedReading> = {}): QueuedReading {
   return {
@@ -178,9 +179,179 @@ describe('dialectFor', () => {
   it('returns the postgres dialect for postgres', () => {
     expect(dialectFor('postgres')).toBe(postgresDialect);
     expect(dialectFor('postgres').backend).toBe('postgres');
+    expect(dialectFor('postgres').staleReads).toBe('replica');
   });
 
-  it('throws a clear message for cockroach', () => {
-    expect(() => dialectFor('cockroach')).toThrow(/DB_BACKEND=cockroach is not supported.*DB_BACKEND=postgres/);
+  it('returns the cockroach dialect for cockroach', () => {
+    expect(dialectFor('cockroach')).toBe(cockroachDialect);
+    expect(dialectFor('cockroach').backend).toBe('cockroach');
+    expect(dialectFor('cockroach').staleReads).toBe('follower-reads');
+  });
+
+  it('throws a clear message for an unknown backend', () => {
+    expect(() => dialectFor('oracle' as never)).toThrow(/DB_BACKEND=oracle: no SQL dialect/);
+  });
+});
+
+describe('cockroachDialect.insertReadings', () => {
+  it('inserts through multi-argument unnest with CockroachDB type names and ignores ids already stored', () => {
+    const { text } = cockroachDialect.insertReadings([row(1)]);
+    expect(text).toMatch(/^INSERT INTO readings \(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id\)/);
+    expect(text).toMatch(/FROM unnest\(\$1::UUID\[\], \$2::STRING\[\], \$3::STRING\[\], \$4::DATE\[\], \$5::TIMESTAMPTZ\[\], \$6::DECIMAL\[\], \$7::DECIMAL\[\],\s+\$8::DECIMAL\[\], \$9::STRING\[\], \$10::STRING\[\], \$11::TIMESTAMPTZ\[\], \$12::STRING\[\]\)/);
+    expect(text).toMatch(/ON CONFLICT \(id\) DO NOTHING/);
+    expect(text).toMatch(/RETURNING id::STRING AS id, stored_at$/);
+  });
+
+  it('is an INSERT … ON CONFLICT DO NOTHING, never an UPSERT (a redelivery must not overwrite a stored reading)', () => {
+    const { text } = cockroachDialect.insertReadings([row(1)]);
+    expect(text).not.toMatch(/UPSERT/i);
+    expect(text).not.toMatch(/DO UPDATE/i);
+  });
+
+  it('turns an empty flags string into an empty STRING[] and splits the others', () => {
+    expect(cockroachDialect.insertReadings([row(1)]).text).toMatch(/CASE WHEN flags = '' THEN ARRAY\[\]::STRING\[\] ELSE string_to_array\(flags, ','\) END/);
+  });
+
+  it.each([1, 100, 5_000])('uses exactly 12 array parameters for %i rows, like PostgreSQL', (n) => {
+    const rows = Array.from({ length: n }, (_, i) => row(i, {}, i % 2 ? ['spike'] : []));
+    const crdb = cockroachDialect.insertReadings(rows);
+    expect(placeholders(crdb.text)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    // Same parameters as the PostgreSQL statement: only the SQL text differs between backends.
+    expect(crdb.values).toEqual(postgresDialect.insertReadings(rows).values);
+  });
+});
+
+describe('cockroachDialect reads', () => {
+  it('reads the effective reading per period with DISTINCT ON on qualified columns, current by default', () => {
+    const { text, values } = cockroachDialect.meterReadings('M-1', '2026-01', '2026-11', false);
+    expect(text).toMatch(/^SELECT DISTINCT ON \(readings\.period\) /);
+    expect(text).toMatch(/ORDER BY readings\.period, readings\.received_at DESC, readings\.id DESC$/);
+    expect(text).toMatch(/WHERE readings\.meter_id = \$1 AND readings\.period >= \$2::DATE AND readings\.period <= \$3::DATE/);
+    expect(text).not.toMatch(/AS OF SYSTEM TIME/);
+    expect(values).toEqual(['M-1', '2026-01-01', '2026-11-01']);
+  });
+
+  it('reads stale history as a follower read: AS OF SYSTEM TIME follower_read_timestamp() right after the table', () => {
+    for (const history of [false, true]) {
+      const { text } = cockroachDialect.meterReadings('M-1', '2026-01', '2026-11', history, true);
+      expect(text).toContain(`FROM readings ${FOLLOWER_READ_CLAUSE} WHERE`);
+      expect(FOLLOWER_READ_CLAUSE).toBe('AS OF SYSTEM TIME follower_read_timestamp()');
+    }
+  });
+
+  it('returns every submission without DISTINCT ON when history is on', () => {
+    const { text } = cockroachDialect.meterReadings('M-1', '2026-01', '2026-11', true, false);
+    expect(text).not.toMatch(/DISTINCT/);
+    expect(text).toMatch(/^SELECT id::STRING AS id, /);
+  });
+
+  it('formats the period without to_char (YYYY-MM from the ISO date string) and numerics as strings', () => {
+    const { text } = cockroachDialect.readingById('abc');
+    expect(text).toContain('substr(period::STRING, 1, 7) AS period');
+    expect(text).toContain('t1::STRING AS t1');
+    expect(text).toMatch(/WHERE id = \$1::UUID$/);
+    expect(text).not.toContain('to_char');
+  });
+
+  it('never puts the meter id into the SQL text', () => {
+    const meterId = "M'; DROP TABLE readings; --";
+    const { text, values } = cockroachDialect.meterReadings(meterId, '2026-01', '2026-11', false, true);
+    expect(text).not.toContain(meterId);
+    expect(values[0]).toBe(meterId);
+  });
+
+  it('PostgreSQL ignores the stale flag: its stale reads go to the replica pool', () => {
+    expect(postgresDialect.meterReadings('M-1', '2026-01', '2026-11', false, true)).toEqual(postgresDialect.meterReadings('M-1', '2026-01', '2026-11', false));
+    expect(postgresDialect.meterReadings('M-1', '2026-01', '2026-11', false).text).not.toMatch(/AS OF SYSTEM TIME/);
+  });
+});
+
+describe('cockroachDialect: the writer statements', () => {
+  it('previousReadings: a LATERAL join per (meter, period), latest earlier period first, one row each', () => {
+    const { text, values } = cockroachDialect.previousReadings([
+      { meterId: 'M-1', period: '2026-11' },
+      { meterId: 'M-2', period: '2027-01' },
+    ]);
+    expect(text).toMatch(/FROM unnest\(\$1::STRING\[\], \$2::DATE\[\]\) AS q\(meter_id, period\)/);
+    expect(text).toMatch(/CROSS JOIN LATERAL \(/);
+    expect(text).toMatch(/ORDER BY r\.period DESC, r\.received_at DESC, r\.id DESC\s+LIMIT 1/);
+    expect(text).toContain('substr(q.period::STRING, 1, 7) AS period');
+    expect(values).toEqual([
+      ['M-1', 'M-2'],
+      ['2026-11-01', '2027-01-01'],
+    ]);
+  });
+
+  it('insertFailed: one array per column, an update keeping the latest reason', () => {
+    const { text, values } = cockroachDialect.insertFailed([{ id: 'a', meterId: null, payload: '{}', reason: 'bad', sqlstate: '22003' }]);
+    expect(text).toMatch(/unnest\(\$1::STRING\[\], \$2::STRING\[\], \$3::STRING\[\], \$4::STRING\[\], \$5::STRING\[\]\)/);
+    expect(text).toMatch(/ON CONFLICT \(id\) DO UPDATE SET reason = excluded\.reason/);
+    expect(values).toEqual([['a'], [null], ['{}'], ['bad'], ['22003']]);
+  });
+
+  it('has no advisory lock (its migration runner takes a lease row instead)', () => {
+    expect(cockroachDialect.migrationLock).toBeUndefined();
+  });
+});
+
+describe('both dialects', () => {
+  const dialects: SqlDialect[] = [postgresDialect, cockroachDialect];
+
+  it.each(dialects.map((d) => [d.backend, d] as const))('%s: every statement has as many placeholders as values', (_name, d) => {
+    const statements = [
+      d.insertReadings([row(1), row(2)]),
+      d.previousReadings([{ meterId: 'M', period: '2026-11' }]),
+      d.insertFailed([{ id: 'a', meterId: 'M', payload: '{}', reason: 'r', sqlstate: null }]),
+      d.readingById('x'),
+      d.failedById('x'),
+      d.meterReadings('M', '2026-01', '2026-02', false),
+      d.meterReadings('M', '2026-01', '2026-02', true, true),
+    ];
+    for (const st of statements) expect(placeholders(st.text)).toEqual(st.values.map((_, i) => i + 1));
+  });
+});
+
+describe('CockroachDB migrations', () => {
+  const statements = COCKROACH_MIGRATIONS.flatMap((m) => m.statements.map((sql) => ({ migration: m.name, sql: sql.replace(/\s+/g, ' ').trim() })));
+
+  it('have unique names in order', () => {
+    const names = COCKROACH_MIGRATIONS.map((m) => m.name);
+    expect(new Set(names).size).toBe(names.length);
+    expect([...names].sort()).toEqual(names);
+  });
+
+  it('hold one DDL per statement, each idempotent (IF NOT EXISTS), none opening its own transaction', () => {
+    expect(statements.length).toBeGreaterThan(0);
+    for (const { sql } of statements) {
+      expect(sql).toMatch(/^CREATE (TABLE|INDEX) IF NOT EXISTS /);
+      expect(sql).not.toMatch(/;\s*\S/);
+      expect(sql).not.toMatch(/\b(BEGIN|COMMIT)\b/i);
+    }
+  });
+
+  it('key readings by a UUID with a random default, never a sequence', () => {
+    const readings = statements.find((s) => s.sql.startsWith('CREATE TABLE IF NOT EXISTS readings'))!.sql;
+    expect(readings).toMatch(/id UUID NOT NULL DEFAULT gen_random_uuid\(\)/);
+    expect(readings).toMatch(/PRIMARY KEY \(id\)/);
+    const all = statements.map((s) => s.sql).join(' ');
+    expect(all).not.toMatch(/SERIAL|unique_rowid|SEQUENCE/i);
+  });
+
+  it('hash-shard every index on a value that only grows, and only those', () => {
+    const indexes = statements.filter((s) => s.sql.startsWith('CREATE INDEX'));
+    const growing = /\((failed_at|stored_at|received_at)\b/;
+    for (const { sql } of indexes) {
+      if (growing.test(sql)) expect(sql).toMatch(/USING HASH$/);
+      else expect(sql).not.toMatch(/USING HASH/);
+    }
+    expect(indexes.some((i) => /USING HASH/.test(i.sql))).toBe(true);
+  });
+
+  it('create the same tables and columns as the PostgreSQL migration', () => {
+    const crdb = statements.map((s) => s.sql).join(' ');
+    for (const column of ['meter_id', 'account_id', 'period', 'read_at', 't1', 't2', 't3', 'source', 'flags', 'received_at', 'stored_at', 'request_id', 'payload', 'reason', 'sqlstate', 'failed_at']) {
+      expect(crdb).toContain(column);
+    }
+    expect(crdb).toContain('readings_meter_period_idx ON readings (meter_id, period, received_at, id)');
   });
 });

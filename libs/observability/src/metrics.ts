@@ -74,6 +74,12 @@ export function writerMetrics(registry: Registry) {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    transactionRetries: new Counter({
+      name: 'writer_transaction_retries_total',
+      help: 'Batch transactions run again after a conflict, by SQLSTATE (40001 serialization failure, 40003 ambiguous result, 40P01 deadlock)',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
     readingsFailed: new Counter({ name: 'writer_readings_failed_total', help: 'Readings isolated as failed with a reason', registers: [registry] }),
     jobsCompleted: new Counter({ name: 'writer_jobs_completed_total', help: 'Queue jobs completed after commit', registers: [registry] }),
   };

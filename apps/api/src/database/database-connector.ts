@@ -1,5 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
+import { assertBackendAt, BackendMismatchError } from '../../../../libs/database/src/index.js';
 import type { Logger } from '../../../../libs/observability/src/index.js';
 import { LOGGER } from '../api.tokens.js';
 import { ApiError } from '../http/api-error.js';
@@ -16,6 +18,7 @@ export class DatabaseConnector implements OnApplicationBootstrap, OnApplicationS
   constructor(
     private readonly dataSource: DataSource,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -25,9 +28,16 @@ export class DatabaseConnector implements OnApplicationBootstrap, OnApplicationS
   private async connect(delayMs: number): Promise<void> {
     if (this.stopped || this.dataSource.isInitialized) return;
     try {
+      const { url, backend, connectTimeoutMs } = this.config.db;
+      const serverVersion = await assertBackendAt(url, backend, connectTimeoutMs);
       await this.dataSource.initialize();
-      this.logger.info('database connected');
+      this.logger.info({ backend: this.config.db.backend, serverVersion }, 'database connected');
     } catch (err) {
+      if (err instanceof BackendMismatchError) {
+        // The URL points at the other kind of database: a configuration error, never a fallback.
+        this.logger.fatal({ err: err.message }, 'database backend mismatch');
+        process.exit(78);
+      }
       this.logger.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delayMs }, 'database not reachable; reads answer 503 until it is');
       this.timer = setTimeout(() => void this.connect(Math.min(delayMs * 2, 5_000)), delayMs);
       this.timer.unref();

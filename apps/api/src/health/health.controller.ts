@@ -28,6 +28,12 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
   ) {}
 
+  /** Where meter history with consistency=eventual is read: replica, primary (no replica configured) or follower-reads. */
+  private get staleReads(): string {
+    if (this.config.db.backend === 'cockroach') return 'follower-reads';
+    return this.config.db.replicaUrl ? 'replica' : 'primary';
+  }
+
   /** The process is up and its event loop turns; nothing external, so a Redis outage never restarts replicas. */
   @Get('live')
   live() {
@@ -52,9 +58,9 @@ export class HealthController {
         const check = this.indicators.check('database');
         try {
           await withTimeout(this.dataSource.query('SELECT 1'), 'database');
-          return check.up({ backend: this.config.db.backend });
+          return check.up({ backend: this.config.db.backend, staleReads: this.staleReads });
         } catch (err) {
-          return check.down({ backend: this.config.db.backend, message: err instanceof Error ? err.message : String(err) });
+          return check.down({ backend: this.config.db.backend, staleReads: this.staleReads, message: err instanceof Error ? err.message : String(err) });
         }
       },
       () => {

@@ -2,7 +2,7 @@ import { Controller, Get, Inject, Param, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialect, type StoredReadingView } from '../../../../libs/database/src/index.js';
+import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialect, type SqlStatement, type StoredReadingView } from '../../../../libs/database/src/index.js';
 import type { Logger } from '../../../../libs/observability/src/index.js';
 import { billingPeriod, isBillingPeriod } from '../../../../libs/readings/src/index.js';
 import { LOGGER } from '../api.tokens.js';
@@ -30,9 +30,15 @@ interface PeriodView {
   submissions?: StoredReadingView[];
 }
 
+/** Where an answer came from: PostgreSQL primary or read replica; CockroachDB follower read or leaseholder (current). */
+export type ReadFrom = 'primary' | 'replica' | 'follower' | 'leaseholder';
+
 /**
- * A meter's readings per billing period. Served from the read replica (which may lag the
- * primary by a little) unless the caller asks for consistency=strong.
+ * A meter's readings per billing period. By default (consistency=eventual) from a source that
+ * may lag a little: the PostgreSQL read replica, or with CockroachDB a follower read (AS OF SYSTEM
+ * TIME follower_read_timestamp(), a few seconds old, from the nearest replica). consistency=strong
+ * reads current data: the PostgreSQL primary, or a normal CockroachDB read (served by the
+ * range's leaseholder).
  */
 @Controller('v1/meters')
 export class MetersController {
@@ -47,27 +53,31 @@ export class MetersController {
     this.dialect = dialectFor(config.db.backend);
   }
 
-  private async query(strong: boolean, text: string, values: unknown[]): Promise<{ rows: ReadingRow[]; readFrom: 'primary' | 'replica' }> {
+  private async query(strong: boolean, meterId: string, from: string, to: string, history: boolean): Promise<{ rows: ReadingRow[]; readFrom: ReadFrom }> {
     this.database.assertConnected();
-    const useReplica = !strong && Boolean(this.config.db.replicaUrl);
-    const run = async (mode: 'master' | 'slave') => {
+    const run = async (mode: 'master' | 'slave', statement: SqlStatement) => {
       const runner = this.dataSource.createQueryRunner(mode);
       try {
-        return (await runner.query(text, values)) as ReadingRow[];
+        return (await runner.query(statement.text, statement.values)) as ReadingRow[];
       } finally {
         await runner.release();
       }
     };
-    if (useReplica) {
+    if (this.dialect.staleReads === 'follower-reads') {
+      // One pool: the staleness is in the statement (AS OF SYSTEM TIME), not in the connection.
+      return { rows: await run('master', this.dialect.meterReadings(meterId, from, to, history, !strong)), readFrom: strong ? 'leaseholder' : 'follower' };
+    }
+    const statement = this.dialect.meterReadings(meterId, from, to, history);
+    if (!strong && this.config.db.replicaUrl) {
       try {
-        return { rows: await run('slave'), readFrom: 'replica' };
+        return { rows: await run('slave', statement), readFrom: 'replica' };
       } catch (err) {
         if (classifyDbError(err) !== 'transient') throw err;
         // The replica is down or restarting: the primary can answer, only more expensively.
         this.logger.warn({ err: String(err) }, 'read replica unavailable, reading from the primary');
       }
     }
-    return { rows: await run('master'), readFrom: 'primary' };
+    return { rows: await run('master', statement), readFrom: 'primary' };
   }
 
   @Get(':meterId/readings')
@@ -96,8 +106,7 @@ export class MetersController {
 
     const history = query.history === 'true';
     const strong = query.consistency === 'strong';
-    const statement = this.dialect.meterReadings(meterId, from, to, history);
-    const { rows, readFrom } = await this.query(strong, statement.text, statement.values);
+    const { rows, readFrom } = await this.query(strong, meterId, from, to, history);
     const periods: PeriodView[] = [];
     for (const row of rows) {
       const view = rowToView(row);

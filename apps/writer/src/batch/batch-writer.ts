@@ -1,12 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { QueryRunner } from 'typeorm';
 import {
   classifyDbError,
   errorCode,
   errorMessage,
+  inTransaction,
+  type IsolationLevel,
+  isRetryableTransactionError,
+  type QueryRunnerSource,
+  type RetryNotice,
   rowToValues,
   type RowToStore,
   type SqlDialect,
+  TransactionRetriesExhaustedError,
+  type TransactionRetryPolicy,
 } from '../../../../libs/database/src/index.js';
 import type { Logger, WriterMetrics } from '../../../../libs/observability/src/index.js';
 import { collapseById, computeFlags, type PreviousReading, type QueuedReading, type ReadingFlag } from '../../../../libs/readings/src/index.js';
@@ -32,10 +39,14 @@ export interface WriteOutcome {
 
 export interface BatchWriterOptions {
   spikeKwhPerDay: number;
-  /** How long transient errors are retried in-process before the batch fails back to the queue. */
+  /** How long transient errors (the database down or restarting) are retried in-process before the batch fails back to the queue. */
   retryMaxMs: number;
   retryBaseMs?: number;
   retryCapMs?: number;
+  /** Conflicts (40001, 40003, 40P01): the whole transaction runs again, up to maxAttempts, with jittered backoff. */
+  txRetry?: TransactionRetryPolicy;
+  /** Unset: the database's default (PostgreSQL READ COMMITTED, CockroachDB SERIALIZABLE). */
+  isolation?: IsolationLevel;
 }
 
 /**
@@ -43,10 +54,19 @@ export interface BatchWriterOptions {
  * the primary key and conflicts are ignored, so writing the same batch twice (a redelivered
  * job) stores nothing new. A row the database rejects is isolated and recorded in
  * failed_readings; the rest of the batch commits.
+ *
+ * Two retry layers, for two different failures:
+ * - inTransaction re-runs the whole transaction (flags lookup and insert) on 40001 / 40003 /
+ *   40P01, a bounded number of times with jittered backoff. CockroachDB (SERIALIZABLE) reports
+ *   conflicts between concurrent batches this way; PostgreSQL at its default READ COMMITTED
+ *   rarely does, and there the layer costs one try/catch. When the attempts run out, the batch
+ *   fails with TransactionRetriesExhaustedError and its jobs go back to the queue;
+ * - write() retries transient errors (connection refused, restart, statement timeout) for up to
+ *   retryMaxMs, so a short database outage does not fail jobs.
  */
 export class BatchWriter {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly dataSource: QueryRunnerSource,
     private readonly dialect: SqlDialect,
     private readonly options: BatchWriterOptions,
     private readonly logger: Logger,
@@ -68,8 +88,12 @@ export class BatchWriter {
         return outcome;
       } catch (err) {
         const kind = classifyDbError(err);
-        if (kind !== 'transient' || Date.now() + delay > deadline) {
+        // A conflict that survived inTransaction's attempts is not retried again here: that bound is the point.
+        if (kind !== 'transient' || isRetryableTransactionError(err) || Date.now() + delay > deadline) {
           this.metrics?.failures.inc({ kind: 'batch' });
+          if (err instanceof TransactionRetriesExhaustedError) {
+            this.logger.error({ attempts: err.attempts, code: err.sqlstate, err: err.message, readings: unique.length }, 'transaction conflicts did not clear; the batch goes back to the queue');
+          }
           throw err;
         }
         this.metrics?.failures.inc({ kind: 'transient' });
@@ -81,34 +105,37 @@ export class BatchWriter {
   }
 
   private async writeOnce(rows: readonly QueuedReading[]): Promise<WriteOutcome> {
-    const runner = this.dataSource.createQueryRunner('master');
+    let outcome: WriteOutcome;
     try {
-      await runner.connect();
-      await runner.startTransaction();
-      let outcome: WriteOutcome;
-      try {
+      outcome = await this.transaction(async (runner) => {
         const toStore = await this.withFlags(runner, rows);
         const statement = this.dialect.insertReadings(toStore);
         const inserted = (await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[];
-        outcome = this.outcomeOf(toStore, inserted, []);
-      } catch (err) {
-        if (classifyDbError(err) !== 'data') throw err;
-        await runner.rollbackTransaction();
-        this.logger.warn({ code: errorCode(err), err: errorMessage(err), readings: rows.length }, 'batch rejected by the database, isolating bad readings');
-        await runner.startTransaction();
-        outcome = await this.isolate(runner, rows);
-      }
-      await runner.commitTransaction();
-      this.metrics?.rowsWritten.inc(outcome.stored.filter((s) => s.storedAt).length);
-      this.metrics?.duplicatesSkipped.inc(outcome.stored.filter((s) => !s.storedAt).length);
-      if (outcome.failed.length) this.metrics?.readingsFailed.inc(outcome.failed.length);
-      return outcome;
+        return this.outcomeOf(toStore, inserted, []);
+      });
     } catch (err) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      throw err;
-    } finally {
-      await runner.release().catch(() => undefined);
+      if (classifyDbError(err) !== 'data') throw err;
+      this.logger.warn({ code: errorCode(err), err: errorMessage(err), readings: rows.length }, 'batch rejected by the database, isolating bad readings');
+      outcome = await this.transaction((runner) => this.isolate(runner, rows));
     }
+    this.metrics?.rowsWritten.inc(outcome.stored.filter((s) => s.storedAt).length);
+    this.metrics?.duplicatesSkipped.inc(outcome.stored.filter((s) => !s.storedAt).length);
+    if (outcome.failed.length) this.metrics?.readingsFailed.inc(outcome.failed.length);
+    return outcome;
+  }
+
+  /** A transaction re-run from the start on 40001 / 40003 / 40P01; `work` is idempotent (ON CONFLICT DO NOTHING). */
+  private transaction<T>(work: (runner: QueryRunner) => Promise<T>): Promise<T> {
+    return inTransaction(this.dataSource, work, {
+      ...(this.options.txRetry ? { policy: this.options.txRetry } : {}),
+      ...(this.options.isolation ? { isolation: this.options.isolation } : {}),
+      onRetry: (notice) => this.onTransactionRetry(notice),
+    });
+  }
+
+  private onTransactionRetry({ attempt, code, delayMs, error }: RetryNotice): void {
+    this.metrics?.transactionRetries.inc({ code });
+    this.logger.warn({ attempt, code, delayMs, err: errorMessage(error) }, 'transaction conflict, running the batch again');
   }
 
   /** One query for the whole batch: each meter's latest stored reading of an earlier period. */

@@ -41,7 +41,7 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     const writer = new BatchWriter(
       dataSource,
       dialectFor(config.db.backend),
-      { spikeKwhPerDay: config.intake.spikeKwhPerDay, retryMaxMs: config.writer.retryMaxMs },
+      { spikeKwhPerDay: config.intake.spikeKwhPerDay, retryMaxMs: config.writer.retryMaxMs, txRetry: config.db.txRetry },
       logger,
       metrics,
     );
@@ -72,7 +72,10 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
       this.logger.error({ jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed');
     });
     this.worker.on('error', (err) => this.logger.error({ err: err.message }, 'worker error'));
-    this.logger.info({ backend: this.config.db.backend, concurrency: w.concurrency, batchSize: w.batchSize, lingerMs: w.lingerMs }, 'writer consuming');
+    this.logger.info(
+      { backend: this.config.db.backend, concurrency: w.concurrency, batchSize: w.batchSize, lingerMs: w.lingerMs, txRetryMaxAttempts: this.config.db.txRetry.maxAttempts },
+      'writer consuming',
+    );
   }
 
   private async process(job: Job<StoreReadingsJob>): Promise<{ stored: number; failed: number }> {

@@ -1,0 +1,5 @@
+import type { SqlMigration } from '../../sql-migrations.js';
+import { createReadings } from './1795258000000-create-readings.js';
+
+/** CockroachDB migrations, applied in this order by runSqlMigrations (npm run migrate with DB_BACKEND=cockroach). */
+export const COCKROACH_MIGRATIONS: readonly SqlMigration[] = [createReadings];
