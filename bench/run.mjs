@@ -374,6 +374,14 @@ function plot() {
   });
 }
 
+// Ctrl-C: stop the cluster (nginx, replicas, writers, PostgreSQL, Redis) rather than orphan it.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    say(`${signal}: stopping the cluster; no results are written`);
+    void cluster.stop().finally(() => process.exit(130));
+  });
+}
+
 let exitCode = 0;
 try {
   say(`work folder ${work}; ${QUICK ? 'quick' : 'full'} run`);
