@@ -9,11 +9,12 @@
 # secret is baked into the image. See docker-compose.postgres.yml and README.md.
 #
 # npm: the stages run `npm ci` with the npm that ships in the Node image (npm 10 in
-# node:20). Do not upgrade it to npm 11 here: npm 11's `npm ci` rejects this lock file
-# (npm/cli#8805) because the lock has no entries for @swc/core's binaries of other platforms,
-# which the registry the lock was written against does not serve. npm 10 installs the locked
-# versions from it as they are. @swc/core is a dev dependency (tests only): the runtime stage
-# never installs it.
+# node:20). Do not upgrade it to npm 11 here, nor pick a NODE_IMAGE that ships npm 11 (node:24):
+# npm 11's `npm ci` rejects this lock file (npm/cli#8805) because the lock has no entries for
+# @swc/core's binaries of other platforms, which the registry the lock was written against
+# does not serve (regenerating the lock there gives the same file). npm 10 installs the locked
+# versions as they are. @swc/core is a dev dependency (tests only): the runtime stage never
+# installs it.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
