@@ -1,10 +1,35 @@
 import 'reflect-metadata';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Redis } from 'ioredis';
+import { DataSource } from 'typeorm';
 import { runMigrations } from '../../../libs/database/src/index.js';
 import { NestJsonLogger } from '../../../libs/observability/src/index.js';
+import { PRODUCER_REDIS } from './api.tokens.js';
 import { AppModule, config, logger, metrics } from './app.module.js';
 import { configureFastify, fastifyOptions } from './http/fastify-setup.js';
+
+/** How long a starting replica waits for Redis and the database before it listens anyway. */
+const DEPENDENCY_WAIT_MS = 5_000;
+
+/**
+ * A replica gets requests as soon as it accepts connections: under Docker Compose its address is
+ * in Docker's DNS, which nginx follows, from the moment its container starts. Listening before
+ * the producer's Redis connection (every submission needs it) and the database pool (reads need
+ * it) are up would turn its first requests away with 503. So wait for both, bounded: during an
+ * outage the replica must still come up and answer what it can (202s while only the database is
+ * down; 503 for the rest).
+ */
+async function waitForDependencies(app: NestFastifyApplication): Promise<void> {
+  const redis = app.get<Redis>(PRODUCER_REDIS);
+  const dataSource = app.get(DataSource);
+  const deadline = Date.now() + DEPENDENCY_WAIT_MS;
+  while (Date.now() < deadline && !(redis.status === 'ready' && dataSource.isInitialized)) await sleep(25);
+  if (redis.status !== 'ready' || !dataSource.isInitialized) {
+    logger.warn({ redis: redis.status === 'ready', database: dataSource.isInitialized, waitedMs: DEPENDENCY_WAIT_MS }, 'listening before every dependency is up');
+  }
+}
 
 async function bootstrap(): Promise<void> {
   if (config.db.migrateOnStart) {
@@ -19,6 +44,8 @@ async function bootstrap(): Promise<void> {
   configureFastify(adapter.getInstance(), config, metrics, logger);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  await app.init(); // starts the background database connection (DatabaseConnector)
+  await waitForDependencies(app);
   await app.listen({ port: config.http.port, host: config.http.host });
   logger.info(
     {
