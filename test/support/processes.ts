@@ -18,9 +18,11 @@ function launch(entry: string, env: Record<string, string>, logDir: string, name
   const logFile = join(logDir, `${name}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(process.execPath, [entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
-  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
+  // 'close', not 'exit': only then has all of the child's output been read, and the log file
+  // is complete once `out` has flushed. Tests read the log right after the process ends.
+  const exited = new Promise<number | string | null>((resolve) => child.once('close', (code, signal) => out.end(() => resolve(code ?? signal))));
   return {
     child,
     port,
