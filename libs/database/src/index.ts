@@ -9,3 +9,4 @@ export * from './transaction-retry.js';
 export * from './sql-migrations.js';
 export * from './backend-check.js';
 export * from './migrations/cockroach/index.js';
+export * from './reading-flags.js';

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { dialectFor, rowToValues, type SqlDialect } from '../../../../libs/database/src/index.js';
-import { computeFlags, type PreviousReading, type QueuedReading, type ReadingFlag } from '../../../../libs/readings/src/index.js';
+import { dialectFor, type SqlDialect, withFlags } from '../../../../libs/database/src/index.js';
+import type { QueuedReading, ReadingFlag } from '../../../../libs/readings/src/index.js';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 
@@ -27,13 +27,10 @@ export class NaiveIntakeService {
   async store(reading: QueuedReading): Promise<{ flags: ReadingFlag[]; storedAt?: string }> {
     this.connector.assertConnected();
     try {
-      const prevQ = this.dialect.previousReadings([{ meterId: reading.meterId, period: reading.period }]);
-      const [prev] = await this.dataSource.query<{ t1: string; t2: string | null; t3: string | null; read_at: Date }[]>(prevQ.text, prevQ.values);
-      const previous: PreviousReading | undefined = prev ? { values: rowToValues(prev), readAt: prev.read_at.toISOString() } : undefined;
-      const flags = computeFlags(reading.values, reading.readAt, previous, this.config.intake.spikeKwhPerDay);
-      const insert = this.dialect.insertReadings([{ reading, flags }]);
-      const [row] = await this.dataSource.query<{ stored_at: Date }[]>(insert.text, insert.values);
-      return { flags, ...(row ? { storedAt: row.stored_at.toISOString() } : {}) };
+      const toStore = await withFlags((text, values) => this.dataSource.query(text, values), this.dialect, [reading], this.config.intake.spikeKwhPerDay);
+      const insert = this.dialect.insertReadings(toStore);
+      const [inserted] = await this.dataSource.query<{ stored_at: Date }[]>(insert.text, insert.values);
+      return { flags: toStore[0]!.flags, ...(inserted ? { storedAt: inserted.stored_at.toISOString() } : {}) };
     } catch (err) {
       if (err instanceof ApiError) throw err;
       throw new ApiError(503, 'database_unavailable', `the reading was not stored: ${err instanceof Error ? err.message : String(err)}`, [], { 'retry-after': '2' });

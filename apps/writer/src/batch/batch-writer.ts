@@ -9,14 +9,14 @@ import {
   isRetryableTransactionError,
   type QueryRunnerSource,
   type RetryNotice,
-  rowToValues,
   type RowToStore,
   type SqlDialect,
   TransactionRetriesExhaustedError,
   type TransactionRetryPolicy,
+  withFlags,
 } from '../../../../libs/database/src/index.js';
 import type { Logger, WriterMetrics } from '../../../../libs/observability/src/index.js';
-import { collapseById, computeFlags, type PreviousReading, type QueuedReading, type ReadingFlag } from '../../../../libs/readings/src/index.js';
+import { collapseById, type QueuedReading, type ReadingFlag } from '../../../../libs/readings/src/index.js';
 
 export interface StoredOutcome {
   id: string;
@@ -139,26 +139,8 @@ export class BatchWriter {
   }
 
   /** One query for the whole batch: each meter's latest stored reading of an earlier period. */
-  private async withFlags(runner: QueryRunner, rows: readonly QueuedReading[]): Promise<RowToStore[]> {
-    const pairs = new Map<string, { meterId: string; period: string }>();
-    for (const r of rows) pairs.set(`${r.meterId}\u0000${r.period}`, { meterId: r.meterId, period: r.period });
-    const previous = new Map<string, PreviousReading>();
-    if (pairs.size > 0) {
-      const statement = this.dialect.previousReadings([...pairs.values()]);
-      const found = (await runner.query(statement.text, statement.values)) as {
-        meter_id: string;
-        period: string;
-        t1: string;
-        t2: string | null;
-        t3: string | null;
-        read_at: Date;
-      }[];
-      for (const p of found) previous.set(`${p.meter_id}\u0000${p.period}`, { values: rowToValues(p), readAt: p.read_at.toISOString() });
-    }
-    return rows.map((reading) => ({
-      reading,
-      flags: computeFlags(reading.values, reading.readAt, previous.get(`${reading.meterId}\u0000${reading.period}`), this.options.spikeKwhPerDay),
-    }));
+  private withFlags(runner: QueryRunner, rows: readonly QueuedReading[]): Promise<RowToStore[]> {
+    return withFlags((text, values) => runner.query(text, values), this.dialect, rows, this.options.spikeKwhPerDay);
   }
 
   /** Row by row under savepoints: only reached when the database refused the batch for its data. */
