@@ -12,6 +12,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
 import { freePort, startStack, waitFor } from '../scripts/lib/stack.mjs';
+import { processSnapshot, treeCpuSeconds } from './lib/cpu.mjs';
 
 const { values: opts } = parseArgs({ options: { seconds: { type: 'string', default: '15' }, connections: { type: 'string', default: '64' } } });
 const seconds = Number(opts.seconds);
@@ -35,10 +36,8 @@ async function stopAll() {
   await Promise.all(children.splice(0).map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve() : (c.once('exit', resolve), c.kill('SIGTERM'))))));
 }
 
-async function cpuSeconds(pid) {
-  const { readFileSync } = await import('node:fs');
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 10 ms
+function cpuSeconds(pid) {
+  return treeCpuSeconds(processSnapshot(), pid);
 }
 
 async function redisCalls() {
@@ -71,7 +70,7 @@ async function scenario(name, env, makeRequest, conns = connections) {
   const api = launch('dist/apps/api/src/main.js', { ...common, PORT: String(apiPort), ...env });
   await waitFor('api', async () => (await fetch(`http://127.0.0.1:${apiPort}/health/ready`).catch(() => undefined))?.status === 200, 60_000);
   await sleep(500);
-  const before = { redis: await redisCalls(), api: await cpuSeconds(api.pid), writer: await cpuSeconds(writer.pid) };
+  const before = { redis: await redisCalls(), api: cpuSeconds(api.pid), writer: cpuSeconds(writer.pid) };
   const result = await autocannon({
     url: `http://127.0.0.1:${apiPort}`,
     connections: conns,
@@ -89,7 +88,7 @@ async function scenario(name, env, makeRequest, conns = connections) {
     await sleep(250);
   }
   const drainMs = Date.now() - t0;
-  const after = { redis: await redisCalls(), api: await cpuSeconds(api.pid), writer: await cpuSeconds(writer.pid) };
+  const after = { redis: await redisCalls(), api: cpuSeconds(api.pid), writer: cpuSeconds(writer.pid) };
   const metrics = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
   const metric = (name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(metrics)?.[1] ?? NaN);
   const readingsPerJob = metric('intake_job_readings_sum') / metric('intake_job_readings_count');

@@ -144,17 +144,14 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (c) => (stdout += c));
-  const marks = {};
   let cpuLoad;
   let cpuToDrain;
   createInterface({ input: child.stderr }).on('line', (line) => {
     appendFileSync(benchLog, `  ${name}: ${line}\n`);
     if (line.startsWith('load finished')) {
-      marks.loadEnd = performance.now();
       cpuLoad = window(treeCpuSeconds(processSnapshot(), child.pid));
     }
     if (/^(not )?drained after/.test(line)) {
-      marks.drained = performance.now();
       cpuToDrain = window(0);
     }
   });
