@@ -10,7 +10,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts', 'bench/**/*.spec.mjs'], environment: 'node' },
+        test: { name: 'unit', include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts', 'bench/**/*.spec.mjs', 'scripts/**/*.spec.mjs'], environment: 'node' },
       },
       {
         extends: true,

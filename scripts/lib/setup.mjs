@@ -32,15 +32,16 @@ function newestIn(dir, filter) {
 }
 
 /**
- * npm install when node_modules is missing or older than the lock file. Not `npm ci`: npm 11
- * records only this platform's optional binaries (@swc/core-*) and its own ci then refuses the
- * lock (npm/cli#8805); install follows the locked versions all the same.
+ * `npm ci` when node_modules is missing or older than the lock file: exactly the locked versions,
+ * and a lock out of step with package.json is an error rather than silently rewritten. (The lock
+ * lists the optional binaries of every platform; without them npm 11's ci refuses it, npm/cli#8805,
+ * and lockfile.spec.mjs keeps it that way.)
  */
 export function ensureDependencies() {
   const installed = join(root, 'node_modules', '.package-lock.json');
   if (mtime(installed) >= mtime(join(root, 'package-lock.json')) && existsSync(join(root, 'node_modules', '.bin', 'tsc'))) return;
-  say('installing npm dependencies (npm install)');
-  sh('npm', ['install', '--no-audit', '--no-fund']);
+  say('installing npm dependencies (npm ci)');
+  sh('npm', ['ci', '--no-audit', '--no-fund']);
 }
 
 /** Compiles with tsc when any source under apps/ or libs/ is newer than the last build. */
