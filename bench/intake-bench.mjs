@@ -8,8 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
-import pg from 'pg';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
 import { freePort, startStack, waitFor } from '../scripts/lib/stack.mjs';
 import { processSnapshot, treeCpuSeconds } from './lib/cpu.mjs';
@@ -21,6 +19,9 @@ const connections = Number(opts.connections);
 ensureDependencies();
 ensureSystemPackages(['redis-server', 'postgres']);
 ensureBuilt();
+// npm packages only now: on a fresh clone they exist only after ensureDependencies().
+const { default: autocannon } = await import('autocannon');
+const { default: pg } = await import('pg');
 
 const dir = mkdtempSync(join(tmpdir(), 'mi-bench-'));
 const stack = await startStack({ dir, pgPort: await freePort(), replicaPort: await freePort(), redisPort: await freePort() });

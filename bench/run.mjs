@@ -20,8 +20,6 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
-import pg from 'pg';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
 import { freePort } from '../scripts/lib/stack.mjs';
 import { BenchCluster } from './lib/cluster.mjs';
@@ -88,6 +86,9 @@ if (opts.replot) {
 ensureDependencies();
 ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
+// npm packages only now: on a fresh clone they exist only after ensureDependencies().
+const { default: autocannon } = await import('autocannon');
+const { default: pg } = await import('pg');
 
 
 function singleBody(i) {

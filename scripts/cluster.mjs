@@ -1,17 +1,12 @@
 // `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M`: talks to the
 // running supervisor (npm start) over its Unix socket.
+// Node built-ins only: it needs no npm package, so it works the same on a fresh clone.
 import { request } from 'node:http';
-import { join, resolve } from 'node:path';
-import { gitIgnoredDataDir } from './lib/setup.mjs';
+import { localCluster, socketOf, takeDataDir } from './cluster/local-cluster.mjs';
 
 const argv = process.argv.slice(2);
-let dataDir = process.env.DATA_DIR ?? gitIgnoredDataDir();
-const dirFlag = argv.indexOf('--data-dir');
-if (dirFlag >= 0) {
-  dataDir = argv[dirFlag + 1];
-  argv.splice(dirFlag, 2);
-}
-const socketPath = join(resolve(dataDir), 'supervisor.sock');
+const dataDir = takeDataDir(argv);
+const socketPath = socketOf(dataDir);
 const [command, ...rest] = argv;
 
 function call(method, path, body) {
@@ -21,7 +16,7 @@ function call(method, path, body) {
       res.on('data', (c) => (data += c));
       res.on('end', () => resolveCall({ status: res.statusCode, body: JSON.parse(data) }));
     });
-    req.on('error', (err) => reject(new Error(`no running cluster at ${socketPath} (${err.code}); start it with npm start`)));
+    req.on('error', (err) => reject(new Error(localCluster(dataDir).message ?? `the supervisor does not answer on ${socketPath} (${err.code})`)));
     req.end(body ? JSON.stringify(body) : undefined);
   });
 }

@@ -7,10 +7,18 @@ import { accessSync, constants, existsSync, mkdirSync, openSync, readFileSync, w
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { freePort, waitFor } from './stack.mjs';
 
 const run = promisify(execFile);
+
+/**
+ * node-postgres, loaded on first use: `npm start` imports this module before it has installed
+ * the npm dependencies, so nothing here may import an npm package at load time.
+ */
+async function pgClient(options) {
+  const { default: pg } = await import('pg');
+  return new pg.Client(options);
+}
 
 export const COCKROACH_RELEASES_URL = 'https://www.cockroachlabs.com/docs/releases/';
 
@@ -104,7 +112,7 @@ class CockroachNode {
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? signal)));
   }
   async select1() {
-    const client = new pg.Client({ connectionString: sqlUrl(this.ports.sql, 'defaultdb'), connectionTimeoutMillis: 2_000 });
+    const client = await pgClient({ connectionString: sqlUrl(this.ports.sql, 'defaultdb'), connectionTimeoutMillis: 2_000 });
     client.on('error', () => undefined);
     await client.connect();
     try {
@@ -187,7 +195,7 @@ export async function startCockroachCluster({ bin, dir, logsDir, nodes = 3, data
       90_000,
       500,
     );
-    const admin = new pg.Client({ connectionString: sqlUrl(ports[0].sql, 'defaultdb') });
+    const admin = await pgClient({ connectionString: sqlUrl(ports[0].sql, 'defaultdb') });
     await admin.connect();
     try {
       await admin.query(`CREATE DATABASE IF NOT EXISTS ${database}`);

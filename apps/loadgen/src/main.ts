@@ -170,6 +170,13 @@ async function runCommand(): Promise<void> {
     seed,
   });
   const client = new HttpClient(o.url, maxInFlight);
+  // A load against nothing would only fill the ledger with "no answer": say so once instead.
+  const probe = await client.send('GET', '/health/live');
+  if (probe.status === 0) {
+    client.close();
+    console.error(`nothing answers at ${o.url}: no cluster is running there (start one with npm start, or pass --url)`);
+    process.exit(1);
+  }
   const ledger = new Ledger();
   const sentSingles: { body: string; key: string; reading: LedgerReading }[] = [];
   const total = expectedRequests(profile);
