@@ -6,17 +6,23 @@
 // `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M` talk to it over a
 // Unix socket in the data folder. Ctrl-C / SIGTERM: nginx stops accepting and finishes what it
 // has, the APIs drain, the writers flush, then Redis and PostgreSQL shut down cleanly.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+// If this process dies without that (SIGKILL, a crash), its guardian (cluster/guardian.mjs) does
+// the same stop; a later `npm start` stops whatever is still left before starting again.
+// Everything imported statically here uses Node built-ins only: on a fresh clone this runs
+// before the npm dependencies are installed.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, openSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
+import { removeTable, writeTable } from './cluster/process-table.mjs';
+import { clearLeftovers, STOP_DEADLINE_MS, STOP_DEADLINES_MS } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
 import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, gitIgnoredDataDir, rel, root } from './lib/setup.mjs';
-import { freePort, RedisInstance, startStack, writeJson } from './lib/stack.mjs';
+import { freePort, RedisInstance, startStack } from './lib/stack.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -87,6 +93,19 @@ ensureDependencies();
 ensureSystemPackages(useCockroach ? ['redis-server', 'nginx'] : ['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
+// A cluster of an earlier run on this data folder: refuse if its supervisor lives; otherwise stop
+// what it left (cleanly: the writers flush, PostgreSQL shuts down fast) and start afresh.
+try {
+  const earlier = await clearLeftovers(dataDir, log);
+  if (earlier.running) {
+    console.error(`meter-intake is already running on this data folder (supervisor pid ${earlier.running.supervisor.pid}, ${earlier.running.url}). See npm run cluster -- status; stop it with Ctrl-C in its terminal or kill ${earlier.running.supervisor.pid}.`);
+    process.exit(1);
+  }
+} catch (err) {
+  console.error(err.message);
+  process.exit(1);
+}
+
 for (const [name, port] of Object.entries(ports)) {
   if (!(await portFree(port))) {
     console.error(`port ${port} (${name}) is in use. Is meter-intake already running (npm run cluster -- status)? Stop it, or choose other ports (--port, ${useCockroach ? '' : 'PG_PORT, PG_REPLICA_PORT, '}REDIS_PORT).`);
@@ -101,12 +120,35 @@ mkdirSync(logsDir, { recursive: true });
 rmSync(socketPath, { force: true });
 
 /**
+ * The guardian, started before any other process: it stops the cluster if this supervisor dies
+ * without doing so itself. Its stdin is a pipe only this process writes to; the kernel closes it
+ * however this process ends. `detached` gives it a session of its own, out of reach of signals
+ * sent to this process group or terminal.
+ */
+let guardian;
+function startGuardian() {
+  const out = openSync(join(logsDir, 'guardian.log'), 'a');
+  guardian = spawn(process.execPath, [join(root, 'scripts', 'cluster', 'guardian.mjs'), dataDir], { stdio: ['pipe', out, out], detached: true });
+  guardian.unref();
+  guardian.on('error', (err) => log(`guardian: ${err.message}`));
+}
+startGuardian();
+
+const apis = [];
+const writers = [];
+let nextApi = 1;
+let nextWriter = 1;
+const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
+
+/**
  * The data services: PostgreSQL primary + replica and Redis (startStack, shared with the tests),
  * or a three-node CockroachDB cluster and Redis. `database` hides the difference from the rest
  * of the supervisor: the environment a part gets, the status line, the watchdog and the stop.
  */
 let stack;
 let database;
+// Before PostgreSQL or Redis start: from now on the guardian can find them by their pid files.
+saveProcessTable();
 if (useCockroach) {
   let version;
   try {
@@ -194,13 +236,12 @@ if (migrate.status !== 0) {
   process.exit(1);
 }
 
-const apis = [];
-const writers = [];
-let nextApi = 1;
-let nextWriter = 1;
-const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
 
-/** Starts one API replica or writer on a free port; its health URL is how the supervisor sees it. */
+/**
+ * Starts one API replica or writer on a free port and adds it to `apis` or `writers` (before it
+ * is spawned, so the process table written at the spawn has it). Its health URL is how the
+ * supervisor sees it.
+ */
 async function startPart(kind) {
   const number = kind === 'api' ? nextApi++ : nextWriter++;
   const name = `${kind}-${number}`;
@@ -214,9 +255,11 @@ async function startPart(kind) {
     healthUrl: `http://127.0.0.1:${port}/health/ready`,
     logFile: join(logsDir, `${name}.log`),
     log,
-    onRestart: () => saveProcessTable(),
+    // Every spawn (the first and each restart) goes into the table at once, for the guardian.
+    onSpawn: () => saveProcessTable(),
   });
   proc.port = port;
+  (kind === 'api' ? apis : writers).push(proc);
   proc.start();
   return proc;
 }
@@ -225,18 +268,21 @@ function processTable() {
   return {
     updatedAt: new Date().toISOString(),
     supervisor: { pid: process.pid, socket: socketPath },
+    guardian: { pid: guardian?.pid, log: join(logsDir, 'guardian.log') },
+    stopDeadlineMs: STOP_DEADLINE_MS,
     url: `http://127.0.0.1:${ports.nginx}`,
-    nginx: { url: `http://127.0.0.1:${ports.nginx}`, pid: nginx.child?.pid, config: nginx.confFile, log: nginx.logFile },
+    nginx: { url: `http://127.0.0.1:${ports.nginx}`, pid: nginx?.child?.pid, config: nginx?.confFile, log: nginx?.logFile },
     api: apis.map((a) => ({ name: a.name, url: `http://127.0.0.1:${a.port}`, pid: a.pid, log: a.logFile, restarts: a.restarts })),
     writers: writers.map((w) => ({ name: w.name, health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics`, pid: w.pid, log: w.logFile, restarts: w.restarts })),
     db: args.db,
-    ...database.table(),
-    redis: { url: stack.redisUrl, pid: stack.redis.child?.pid, log: stack.redis.logFile },
+    ...(database?.table() ?? {}),
+    redis: { url: stack?.redisUrl, pid: stack?.redis.child?.pid, log: stack?.redis.logFile },
   };
 }
 
+/** Rewritten whenever a process starts or restarts, so the guardian always knows every pid. */
 function saveProcessTable() {
-  writeJson(join(dataDir, 'cluster.json'), processTable());
+  writeTable(dataDir, processTable());
 }
 
 async function status() {
@@ -256,32 +302,42 @@ async function status() {
   return table;
 }
 
+/** A part that never gets ready is taken out again (and stopped) before the error goes to the caller. */
+async function readyOrRemoved(part, list) {
+  try {
+    await part.waitReady();
+  } catch (err) {
+    list.splice(list.indexOf(part), 1);
+    await part.stop(STOP_DEADLINES_MS[part.name.startsWith('api') ? 'api' : 'writer']);
+    saveProcessTable();
+    throw err;
+  }
+}
+
 let scaling = Promise.resolve();
 /** Live scaling: new replicas join nginx only when ready; removed ones leave nginx first, then drain. */
 function scale(target) {
   const step = scaling.then(async () => {
     while (target.api !== undefined && apis.length < target.api) {
-      const api = await startPart('api');
-      apis.push(api);
-      await api.waitReady();
+      await readyOrRemoved(await startPart('api'), apis);
+      const api = apis.at(-1);
       await nginx.setUpstreams(apis);
       log(`scaled up: ${api.name} on port ${api.port} joined nginx`);
     }
     while (target.api !== undefined && apis.length > target.api) {
       const api = apis.pop();
       await nginx.setUpstreams(apis);
-      await api.stop(20_000);
+      await api.stop(STOP_DEADLINES_MS.api);
       log(`scaled down: ${api.name} left nginx, drained and stopped`);
     }
     while (target.writers !== undefined && writers.length < target.writers) {
-      const writer = await startPart('writer');
-      writers.push(writer);
-      await writer.waitReady();
+      await readyOrRemoved(await startPart('writer'), writers);
+      const writer = writers.at(-1);
       log(`scaled up: ${writer.name}`);
     }
     while (target.writers !== undefined && writers.length > target.writers) {
       const writer = writers.pop();
-      await writer.stop(35_000);
+      await writer.stop(STOP_DEADLINES_MS.writer);
       log(`scaled down: ${writer.name} drained and stopped`);
     }
     saveProcessTable();
@@ -317,12 +373,13 @@ async function shutdown(reason, exitCode = 0) {
   shuttingDown = true;
   log(`${reason}: stopping nginx (in-flight requests finish), then the APIs, the writers (they flush), Redis and ${useCockroach ? 'CockroachDB' : 'PostgreSQL'}`);
   control.close();
-  await nginx.stop();
-  await Promise.all(apis.map((a) => a.stop(20_000)));
-  await Promise.all(writers.map((w) => w.stop(35_000)));
-  await stack.stop();
-  rmSync(join(dataDir, 'cluster.json'), { force: true });
+  await nginx.stop(STOP_DEADLINES_MS.nginx);
+  await Promise.all(apis.map((a) => a.stop(STOP_DEADLINES_MS.api)));
+  await Promise.all(writers.map((w) => w.stop(STOP_DEADLINES_MS.writer)));
+  await stack?.stop();
+  // Last: with the table gone, the guardian (which sees this process end) has nothing to do.
   rmSync(socketPath, { force: true });
+  removeTable(dataDir);
   log(exitCode === 0 ? 'stopped cleanly' : 'stopped after a failed start');
   process.exit(exitCode);
 }
@@ -368,8 +425,8 @@ const control = createHttpServer((req, res) => {
 await new Promise((r) => control.listen(socketPath, r));
 
 try {
-  for (let i = 0; i < wanted.writers; i++) writers.push(await startPart('writer'));
-  for (let i = 0; i < wanted.api; i++) apis.push(await startPart('api'));
+  for (let i = 0; i < wanted.writers; i++) await startPart('writer');
+  for (let i = 0; i < wanted.api; i++) await startPart('api');
   await Promise.all([...apis, ...writers].map((p) => p.waitReady()));
   await nginx.start(apis);
 } catch (err) {
@@ -389,6 +446,11 @@ const watchdog = setInterval(async () => {
   if (shuttingDown || watching) return;
   watching = true;
   try {
+    if (guardian.exitCode !== null || guardian.signalCode !== null) {
+      log(`the guardian exited (${guardian.signalCode ?? `code ${guardian.exitCode}`}); starting it again (log: ${rel(join(logsDir, 'guardian.log'))})`);
+      startGuardian();
+      saveProcessTable();
+    }
     if (nginx.child && (nginx.child.exitCode !== null || nginx.child.signalCode !== null)) {
       log(`nginx exited; restarting it (log: ${rel(nginx.logFile)})`);
       // Workers outlive a killed master and keep the port: end the whole process group first.
@@ -422,8 +484,8 @@ const rows = [
   ...table.writers.map((w) => [w.name, w.health, w.pid, rel(w.log)]),
   ...database.rows(),
   ['redis', stack.redisUrl, table.redis.pid, rel(stack.redis.logFile)],
+  ['guardian', 'stops all of this if the supervisor dies', guardian.pid, rel(join(logsDir, 'guardian.log'))],
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
 console.log(rows.map((r) => r.map((v, c) => String(v).padEnd(widths[c])).join('  ')).join('\n'));
 log(`ready on ${table.url} (process table: ${rel(join(dataDir, 'cluster.json'))}; Ctrl-C stops everything)`);
-if (!existsSync(join(dataDir, 'cluster.json'))) saveProcessTable();

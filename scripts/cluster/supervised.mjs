@@ -1,22 +1,25 @@
 // A supervised child process: its output goes to a log file; when it dies unexpectedly it is
 // restarted with exponential backoff and the restart is logged.
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { root } from '../lib/setup.mjs';
 import { waitFor } from '../lib/stack.mjs';
 
 export class Supervised {
-  constructor({ name, entry, env, healthUrl, logFile, log, onRestart }) {
-    Object.assign(this, { name, entry, env, healthUrl, logFile, log, onRestart, restarts: 0, stopping: false });
+  constructor({ name, entry, env, healthUrl, logFile, log, onSpawn }) {
+    Object.assign(this, { name, entry, env, healthUrl, logFile, log, onSpawn, restarts: 0, stopping: false });
   }
 
   start() {
-    const out = createWriteStream(this.logFile, { flags: 'a' });
+    // The child writes its log file itself, not through a pipe to the supervisor: if the
+    // supervisor dies, a pipe would break under the child (EPIPE on its next log line) just when
+    // it must drain and flush, and its last lines would be lost.
+    const out = openSync(this.logFile, 'a');
     // detached: a terminal Ctrl-C reaches only the supervisor, which stops the parts in order.
-    this.child = spawn(process.execPath, [this.entry], { cwd: root, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    this.child.stdout.pipe(out);
-    this.child.stderr.pipe(out);
+    this.child = spawn(process.execPath, [this.entry], { cwd: root, env: this.env, stdio: ['ignore', out, out], detached: true });
+    closeSync(out);
     this.startedAt = Date.now();
+    this.onSpawn?.(this);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         resolve(code ?? signal);
@@ -29,7 +32,6 @@ export class Supervised {
         this.restartTimer = setTimeout(() => {
           if (this.stopping) return;
           this.start();
-          this.onRestart?.(this);
         }, delay);
       });
     });

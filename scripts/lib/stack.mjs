@@ -218,6 +218,8 @@ export class RedisInstance {
         '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no',
         '--appendonly', 'yes', '--appendfsync', this.appendfsync, '--save', '', '--maxmemory-policy', 'noeviction',
         '--protected-mode', 'yes', '--dbfilename', 'dump.rdb', '--loglevel', 'warning',
+        // Found by the guardian and the next `npm start` if the supervisor dies (scripts/cluster/stop-cluster.mjs).
+        '--pidfile', join(this.dir, 'redis.pid'),
       ],
       { stdio: ['ignore', out, out], detached: true },
     );

@@ -8,6 +8,8 @@ import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
 export interface ProcessTable {
   url: string;
   supervisor: { pid: number; socket: string };
+  guardian: { pid: number; log: string };
+  stopDeadlineMs: number;
   nginx: { url: string; pid: number; log: string };
   api: { name: string; url: string; pid: number; log: string; restarts: number; health?: string }[];
   writers: { name: string; health: string; pid: number; log: string; restarts: number }[];
@@ -15,16 +17,27 @@ export interface ProcessTable {
   redis: { url: string; pid: number };
 }
 
+export interface ClusterPorts {
+  nginx: number;
+  pg: number;
+  replica: number;
+  redis: number;
+}
+
 export interface Cluster {
   dir: string;
   child: ChildProcess;
   url: string;
   pgPort: number;
+  ports: ClusterPorts;
+  /** The supervisor's own output (stdout and stderr) of this start. */
+  logFile: string;
   exited: Promise<number | string | null>;
   table(): ProcessTable;
   status(): Promise<ProcessTable>;
   scale(target: { api?: number; writers?: number }): Promise<ProcessTable>;
-  stop(): Promise<number | string | null>;
+  /** SIGTERM to the supervisor, then the data folder is removed (unless `keepData`, or KEEP_TEST_DATA is set). */
+  stop(opts?: { keepData?: boolean }): Promise<number | string | null>;
 }
 
 function control<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
@@ -39,21 +52,27 @@ function control<T>(socketPath: string, method: string, path: string, body?: unk
   });
 }
 
-/** Runs the real `npm start` supervisor (scripts/start.mjs) in a temp data folder on free ports. */
-export async function startCluster(opts: { api: number; writers: number; env?: Record<string, string> }): Promise<Cluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'mi-cluster-'));
-  const port = await freePort();
-  const pgPort = await freePort();
+/**
+ * Runs the real `npm start` supervisor (scripts/start.mjs) in a temp data folder on free ports,
+ * or, given `dir` and `ports`, again on the data folder and ports of an earlier start.
+ */
+export async function startCluster(opts: { api: number; writers: number; env?: Record<string, string>; dir?: string; ports?: ClusterPorts }): Promise<Cluster> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mi-cluster-'));
+  const ports = opts.ports ?? { nginx: await freePort(), pg: await freePort(), replica: await freePort(), redis: await freePort() };
+  const port = ports.nginx;
+  const pgPort = ports.pg;
   const env = {
     ...process.env,
     PG_PORT: String(pgPort),
-    PG_REPLICA_PORT: String(await freePort()),
-    REDIS_PORT: String(await freePort()),
+    PG_REPLICA_PORT: String(ports.replica),
+    REDIS_PORT: String(ports.redis),
     LOG_REQUESTS: 'false',
     RATE_LIMIT: '10000000',
     ...opts.env,
   };
-  const out = createWriteStream(join(dir, 'supervisor.log'));
+  // A start on the folder of an earlier one gets a log of its own; the earlier one's stays as it was.
+  const logFile = join(dir, opts.dir ? `supervisor-${Date.now()}.log` : 'supervisor.log');
+  const out = createWriteStream(logFile);
   const child = spawn(process.execPath, ['scripts/start.mjs', '--data-dir', dir, '--port', String(port), '--api', String(opts.api), '--writers', String(opts.writers)], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,8 +82,8 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const tableFile = join(dir, 'cluster.json');
   await waitFor('the cluster to be ready', () => {
-    if (child.exitCode !== null) throw Object.assign(new Error(`supervisor exited with ${child.exitCode}; see ${dir}/supervisor.log`), { fatal: true });
-    return existsSync(tableFile) && readFileSync(join(dir, 'supervisor.log'), 'utf8').includes('ready on');
+    if (child.exitCode !== null) throw Object.assign(new Error(`supervisor exited with ${child.exitCode}; see ${logFile}`), { fatal: true });
+    return existsSync(tableFile) && readFileSync(logFile, 'utf8').includes('ready on');
   }, 120_000, 200);
   const socket = join(dir, 'supervisor.sock');
   return {
@@ -72,14 +91,16 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
     child,
     url: `http://127.0.0.1:${port}`,
     pgPort,
+    ports,
+    logFile,
     exited,
     table: () => JSON.parse(readFileSync(tableFile, 'utf8')) as ProcessTable,
     status: () => control<ProcessTable>(socket, 'GET', '/status'),
     scale: (target) => control<ProcessTable>(socket, 'POST', '/scale', target),
-    async stop() {
+    async stop(stopOpts) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
-      if (!process.env.KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
+      if (!process.env.KEEP_TEST_DATA && !stopOpts?.keepData) rmSync(dir, { recursive: true, force: true });
       return code;
     },
   };
