@@ -43,7 +43,10 @@ async function bootstrap(): Promise<void> {
   const adapter = new FastifyAdapter(fastifyOptions(config));
   configureFastify(adapter.getInstance(), config, metrics, logger);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // useProcessExit: after the hooks, exit through process.exit() rather than re-raising the
+  // signal, so that the 'exit' event fires and pino writes out the last lines it still holds
+  // (a process ended by its own signal loses them: "drained" went missing that way).
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   await app.init(); // starts the background database connection (DatabaseConnector)
   await waitForDependencies(app);
   await app.listen({ port: config.http.port, host: config.http.host });

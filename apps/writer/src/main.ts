@@ -30,7 +30,10 @@ async function bootstrap(): Promise<void> {
   if (config.db.migrateOnStart) await runMigrations(config.db, logger);
   // No HTTP server: a queue consumer with a small health/metrics port of its own.
   const app = await NestFactory.createApplicationContext(WriterModule, { logger: new NestJsonLogger(logger) });
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // useProcessExit: after the hooks, exit through process.exit() rather than re-raising the
+  // signal, so that the 'exit' event fires and pino writes out the last lines it still holds
+  // (a process ended by its own signal loses them: "drained" went missing that way).
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   logger.info({ backend: config.db.backend, replica: Boolean(config.db.replicaUrl), database: redactUrl(config.db.url) }, 'writer started');
 }
 
