@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +20,25 @@ import { testRunPrefix } from '../support/readings-factory.js';
 import { stackControl } from '../support/stack-control.js';
 
 const stack = inject('stack');
+
+/** A POST that announces `contentLength` bytes of JSON, sends none of them, and resolves with the answer. */
+function headersOnlyPost(url: string, contentLength: number): Promise<{ status: number; contentType: string; body: string; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(contentLength) } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), body, json: JSON.parse(body) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    req.flushHeaders();
+  });
+}
 const logDir = mkdtempSync(join(tmpdir(), 'mi-e2e-intake-'));
 let api: AppProcess;
 let writer: AppProcess;
@@ -166,7 +186,6 @@ describe('intake end to end: API and writer as separate processes', () => {
       { name: 'readAt far in the future', body: () => ({ meterId: 'a', readAt: '2099-01-01T00:00:00Z', values: { t1: 1 } }), status: 422, path: 'readAt' },
       { name: 'readAt before 2000', body: () => ({ meterId: 'a', readAt: '1999-12-31T23:59:59Z', values: { t1: 1 } }), status: 422, path: 'readAt' },
       { name: 'deep nesting', body: () => `{"meterId": "a", "readAt": "${now()}", "values": {"t1": ${'['.repeat(50_000)}${']'.repeat(50_000)}}}`, status: 400, path: 'values.t1' },
-      { name: 'body above the limit', body: () => ({ meterId: 'a', readAt: now(), values: { t1: 1 }, pad: 'p'.repeat(2 * 1_048_576) }), status: 413 },
     ];
     for (const c of cases) {
       it(c.name, async () => {
@@ -177,6 +196,18 @@ describe('intake end to end: API and writer as separate processes', () => {
         if (c.path) expect(res.json.error.details.map((d: { path: string }) => d.path)).toContain(c.path);
       });
     }
+
+    it('body above the limit: 413 with a JSON error, from the declared length, before a byte of the body is read', async () => {
+      // The API answers a Content-Length over its limit at once and closes the connection. A
+      // client still sending the body then fails with EPIPE or ECONNRESET, or reads the answer,
+      // depending on timing; so this client sends the headers only and reads the answer first.
+      // (nginx's own 413 for a real oversized body is covered by test/cluster.)
+      const res = await headersOnlyPost(`${api.url}/v1/readings`, 2 * 1_048_576);
+      expect(res.status).toBe(413);
+      expect(res.contentType).toMatch(/^application\/json/);
+      expect(res.json.error.code).toEqual(expect.any(String));
+      expect(res.body).not.toContain('    at ');
+    });
 
     it('leaves Object.prototype alone and the process alive', async () => {
       const live = await getJson(`${api.url}/health/live`);
