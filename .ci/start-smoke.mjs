@@ -1,0 +1,107 @@
+// CI's first step: the README's `npm start`, exactly as a user types it in a fresh clone, then
+// what a user does next: one reading through nginx, seen stored through GET /v1/readings/{id},
+// and Ctrl-C (SIGINT to the process group of `npm start`, as a terminal sends it). Passes when
+// every process of the cluster has exited within the supervisor's documented stop deadline.
+// Node built-ins only: it runs before anything is installed. Prints "N passed, N failed".
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive, readPidFile, readTable } from '../scripts/cluster/process-table.mjs';
+import { clusterProcesses, STOP_DEADLINE_MS, stopCluster } from '../scripts/cluster/stop-cluster.mjs';
+
+const root = resolve(import.meta.dirname, '..');
+const dataDir = join(root, '.data');
+const logFile = process.argv[2] ?? join(root, 'npm-start.log');
+const READY_TIMEOUT_MS = 20 * 60_000; // a first start installs npm and Debian packages and builds
+const results = [];
+const check = (name, ok, detail = '') => {
+  results.push(ok);
+  console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? ` (${detail})` : ''}`);
+  return ok;
+};
+const say = (message) => console.log(`[start-smoke] ${message}`);
+
+const out = openSync(logFile, 'a');
+// Its own process group, so that SIGINT to the group is exactly a terminal's Ctrl-C.
+const npm = spawn('npm', ['start'], { cwd: root, stdio: ['ignore', out, out], detached: true });
+const npmExited = new Promise((r) => npm.once('exit', (code, signal) => r(code ?? signal)));
+say(`npm start (pid ${npm.pid}), output in ${logFile}`);
+
+async function until(what, fn, timeoutMs, intervalMs = 200) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Every process of the cluster as the process table and the pid files name it, with what its command line must contain. */
+function clusterPids(table) {
+  const pg = (d) => readPidFile(join(dataDir, d, 'postmaster.pid'));
+  return [
+    ['supervisor', table.supervisor.pid, 'start.mjs'],
+    ['guardian', table.guardian?.pid, 'guardian.mjs'],
+    ['nginx', table.nginx.pid, 'nginx'],
+    ...table.api.map((a) => [a.name, a.pid, 'dist/apps/api/src/main.js']),
+    ...table.writers.map((w) => [w.name, w.pid, 'dist/apps/writer/src/main.js']),
+    ['redis', table.redis.pid, 'redis-server'],
+    ['postgres primary', pg('pg-primary'), 'postgres'],
+    ['postgres replica', pg('pg-replica'), 'postgres'],
+  ].map(([name, pid, token]) => ({ name, pid, token }));
+}
+
+let table;
+try {
+  const t0 = Date.now();
+  await until('"ready on" in the output of npm start', () => {
+    if (npm.exitCode !== null) throw new Error(`npm start exited with ${npm.exitCode} before it was ready; see ${logFile}`);
+    return readFileSync(logFile, 'utf8').includes('ready on');
+  }, READY_TIMEOUT_MS, 500);
+  check('npm start on a fresh clone: installs what it needs and prints "ready on"', true, `${Math.round((Date.now() - t0) / 1000)} s`);
+  table = readTable(dataDir);
+  const url = table.url;
+
+  const readAt = new Date(Date.now() - 60_000).toISOString();
+  const res = await fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ meterId: 'CI-SMOKE-1', readAt, values: { t1: 4242.5 } }) });
+  const body = await res.json();
+  check('a reading through nginx is accepted', res.status === 202 && typeof body.id === 'string', `${res.status} ${JSON.stringify(body)}`);
+  const stored = await until('the reading to be stored', async () => {
+    const r = await fetch(`${url}/v1/readings/${body.id}`);
+    const j = await r.json();
+    return j.status === 'stored' ? j : undefined;
+  }, 30_000).catch((err) => ({ error: err.message }));
+  check('GET /v1/readings/{id} shows it stored with its value', stored.status === 'stored' && stored.values?.t1 === 4242.5, JSON.stringify(stored));
+} catch (err) {
+  check('npm start smoke', false, err.message);
+}
+
+// Ctrl-C.
+table ??= readTable(dataDir);
+const procs = table ? clusterPids(table).filter((p) => p.pid) : [];
+const stopAt = Date.now();
+try {
+  process.kill(-npm.pid, 'SIGINT');
+} catch {
+  // npm has already gone
+}
+const allGone = await until('every process of the cluster to exit', () => procs.every((p) => !processAlive(p.pid, p.token)), STOP_DEADLINE_MS, 100).then(
+  () => true,
+  () => false,
+);
+const left = procs.filter((p) => processAlive(p.pid, p.token));
+check(
+  `Ctrl-C stops every process of the cluster (${procs.length}) within the stop deadline (${STOP_DEADLINE_MS / 1000} s)`,
+  allGone && procs.length >= 8,
+  allGone ? `${Date.now() - stopAt} ms` : `still running: ${left.map((p) => `${p.name} ${p.pid}`).join(', ')}`,
+);
+check('the supervisor stopped cleanly and removed its process table', readFileSync(logFile, 'utf8').includes('stopped cleanly') && !existsSync(join(dataDir, 'cluster.json')));
+await Promise.race([npmExited, sleep(5_000)]);
+
+// Never leave anything running, whatever failed above.
+if (clusterProcesses(dataDir).length) await stopCluster(dataDir, say);
+const failed = results.filter((ok) => !ok).length;
+console.log(`${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
