@@ -18,11 +18,12 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
 import { removeTable, writeTable } from './cluster/process-table.mjs';
-import { clearLeftovers, STOP_DEADLINE_MS, STOP_DEADLINES_MS } from './cluster/stop-cluster.mjs';
+import { clearLeftovers } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
 import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, gitIgnoredDataDir, rel, root } from './lib/setup.mjs';
 import { freePort, RedisInstance, startStack } from './lib/stack.mjs';
+import { STOP_DEADLINE_MS, STOP_DEADLINES_MS } from './lib/stop-deadlines.mjs';
 
 const { values: args } = parseArgs({
   options: {

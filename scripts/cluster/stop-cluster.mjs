@@ -10,23 +10,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findPgBin } from '../lib/stack.mjs';
+import { STOP_DEADLINE_MS, STOP_DEADLINES_MS } from '../lib/stop-deadlines.mjs';
 import { processAlive, readPidFile, readTable } from './process-table.mjs';
 
-/**
- * How long each kind of process gets after its stop signal before it is killed (SIGKILL), or, for
- * PostgreSQL, before a fast shutdown becomes an immediate one. The supervisor's own Ctrl-C stop
- * uses the same bounds. Writers get their drain timeout (WRITER_DRAIN_TIMEOUT_MS, 25 s by
- * default) plus a margin.
- */
-export const STOP_DEADLINES_MS = Object.freeze({ nginx: 15_000, api: 20_000, writer: 35_000, redis: 15_000, cockroach: 60_000, postgres: 30_000 });
-
-/**
- * The bound on a whole stop: the stages run one after another (nginx; APIs and writers together;
- * Redis and any CockroachDB nodes together; the PostgreSQL replica, then the primary). A stop of
- * an idle local cluster takes a few seconds; this is the worst case, before every last resort.
- */
-export const STOP_DEADLINE_MS =
-  STOP_DEADLINES_MS.nginx + Math.max(STOP_DEADLINES_MS.api, STOP_DEADLINES_MS.writer) + Math.max(STOP_DEADLINES_MS.redis, STOP_DEADLINES_MS.cockroach) + 2 * STOP_DEADLINES_MS.postgres;
+export { STOP_DEADLINE_MS, STOP_DEADLINES_MS };
 
 const ENTRY = { api: 'dist/apps/api/src/main.js', writer: 'dist/apps/writer/src/main.js' };
 

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitFor } from './stack.mjs';
+import { STOP_DEADLINES_MS } from './stop-deadlines.mjs';
 
 const run = promisify(execFile);
 
@@ -123,7 +124,7 @@ class CockroachNode {
     }
   }
   /** SIGTERM makes a node drain and shut down cleanly; SIGKILL after the deadline. */
-  async stop(timeoutMs = 60_000) {
+  async stop(timeoutMs = STOP_DEADLINES_MS.cockroach) {
     if (!this.running) return;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { STOP_DEADLINES_MS } from './stop-deadlines.mjs';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -113,10 +114,14 @@ export class PgInstance {
     const standby = up ? ` -c primary_conninfo='host=127.0.0.1 port=${up} user=postgres application_name=${this.name}' -c primary_slot_name=replica1` : '';
     await pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', '-o', `-p ${this.port} -k ${this.socketDir}${standby}`, 'start']);
   }
+  /** pg_ctl stop; a fast shutdown that does not finish within the stop deadline becomes an immediate one. */
   async stop(mode = 'fast') {
-    await pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop']).catch((err) => {
-      if (!String(err.stderr ?? err).includes('Is server running')) throw err;
-    });
+    const stop = (m) =>
+      pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, '-m', m, '-w', '-t', String(STOP_DEADLINES_MS.postgres / 1000), 'stop']).catch((err) => {
+        if (!String(err.stderr ?? err).includes('Is server running')) throw err;
+      });
+    if (mode !== 'fast') return stop(mode);
+    await stop('fast').catch(() => stop('immediate'));
   }
   /** True while the postmaster of this data folder runs (pg_ctl status). */
   async isRunning() {
@@ -233,11 +238,13 @@ export class RedisInstance {
     const { stdout } = await run(findBin('redis-cli', 'apt-get install -y redis-tools'), ['-p', String(this.port), ...args]);
     return stdout.trim();
   }
-  /** A clean stop: Redis fsyncs the AOF on SIGTERM before exiting. */
-  async stop() {
-    if (!this.child || this.child.exitCode !== null) return;
+  /** A clean stop: Redis fsyncs the AOF on SIGTERM before exiting. SIGKILL after the stop deadline. */
+  async stop(timeoutMs = STOP_DEADLINES_MS.redis) {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     await this.exited;
+    clearTimeout(timer);
   }
   kill9() {
     this.child?.kill('SIGKILL');
