@@ -36,12 +36,13 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 
 /**
  * Two runners creating the same bookkeeping table at the same moment can collide even with
- * IF NOT EXISTS (PostgreSQL: 23505 on its catalog; CockroachDB: 40001 or 42P07). Running the
- * statement again then finds the table and does nothing.
+ * IF NOT EXISTS (PostgreSQL: 23505 on its catalog's unique index, or 42710 `type "…" already
+ * exists` for the table's row type; CockroachDB: 40001 or 42P07). Running the statement again
+ * then finds the table and does nothing.
  */
-function isCreateRace(err: unknown): boolean {
+export function isCreateRace(err: unknown): boolean {
   const code = errorCode(err);
-  return isRetryableTransactionError(err) || code === '23505' || code === '42P07';
+  return isRetryableTransactionError(err) || code === '23505' || code === '42710' || code === '42P07';
 }
 
 /**
