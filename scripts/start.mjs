@@ -11,7 +11,7 @@
 // Everything imported statically here uses Node built-ins only: on a fresh clone this runs
 // before the npm dependencies are installed.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -109,7 +109,7 @@ try {
 
 for (const [name, port] of Object.entries(ports)) {
   if (!(await portFree(port))) {
-    console.error(`port ${port} (${name}) is in use. Is meter-intake already running (npm run cluster -- status)? Stop it, or choose other ports (--port, ${useCockroach ? '' : 'PG_PORT, PG_REPLICA_PORT, '}REDIS_PORT).`);
+    console.error(`port ${port} (${name}) is in use, and not by a cluster of this data folder (${rel(dataDir)}): another program, or meter-intake with another --data-dir. Stop it, or choose other ports (--port, ${useCockroach ? '' : 'PG_PORT, PG_REPLICA_PORT, '}REDIS_PORT).`);
     process.exit(1);
   }
 }
@@ -130,6 +130,7 @@ let guardian;
 function startGuardian() {
   const out = openSync(join(logsDir, 'guardian.log'), 'a');
   guardian = spawn(process.execPath, [join(root, 'scripts', 'cluster', 'guardian.mjs'), dataDir], { stdio: ['pipe', out, out], detached: true });
+  closeSync(out);
   guardian.unref();
   guardian.on('error', (err) => log(`guardian: ${err.message}`));
 }
