@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { READINGS_QUEUE } from '../../libs/queue/src/index.js';
 import { PgInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { type Cluster, startCluster, steadyLoad } from '../support/cluster.js';
 import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';
@@ -122,7 +125,15 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     // its lock expires and the stalled check runs: up to WRITER_LOCK_DURATION_MS +
     // WRITER_STALLED_INTERVAL_MS (30 s + 30 s by default). So the bound is that, plus a margin;
     // 30 s alone made the test depend on where the kill landed.
-    const stored = await waitFor('the reading acknowledged before the kill to be stored', async () => (await getJson(`${cluster.url}/v1/readings/${first.json.id}`)).json?.status === 'stored', 75_000, 250);
+    const stored = await waitFor('the reading acknowledged before the kill to be stored', async () => (await getJson(`${cluster.url}/v1/readings/${first.json.id}`)).json?.status === 'stored', 75_000, 250).catch(
+      async (err: Error) => {
+        // Where the job is says which part failed to move it: waiting (no writer fetching), active (a lost lock), failed.
+        const queue = new Queue(READINGS_QUEUE, { connection: { url: cluster.table().redis.url }, prefix: 'mi:bull' });
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized').finally(() => queue.close());
+        const writerLogs = cluster.table().writers.map((w) => `${w.name}: ${readFileSync(w.log, 'utf8').trimEnd().split('\n').slice(-5).join('\n')}`);
+        throw new Error(`${err.message}; queue ${JSON.stringify(counts)}\n${writerLogs.join('\n')}`);
+      },
+    );
     expect(stored).toBe(true);
   }, 150_000);
 
