@@ -4,8 +4,8 @@
 //   With --db cockroach: a local three-node CockroachDB cluster instead of PostgreSQL (needs a
 //   `cockroach` binary on PATH or COCKROACH_BIN; never falls back to PostgreSQL).
 // `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M` talk to it over a
-// Unix socket in the data folder. Ctrl-C / SIGTERM: nginx stops accepting and finishes what it
-// has, the APIs drain, the writers flush, then Redis and PostgreSQL shut down cleanly.
+// Unix socket in the data folder. Ctrl-C / SIGTERM / SIGHUP: nginx stops accepting and finishes
+// what it has, the APIs drain and the writers flush, then Redis and PostgreSQL shut down cleanly.
 // If this process dies without that (SIGKILL, a crash), its guardian (cluster/guardian.mjs) does
 // the same stop; a later `npm start` stops whatever is still left before starting again.
 // Everything imported statically here uses Node built-ins only: on a fresh clone this runs
@@ -15,10 +15,11 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
-import { removeTable, writeTable } from './cluster/process-table.mjs';
-import { clearLeftovers } from './cluster/stop-cluster.mjs';
+import { identity, removeTable, writeTable } from './cluster/process-table.mjs';
+import { clearLeftovers, stopCluster } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
 import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, gitIgnoredDataDir, rel, root } from './lib/setup.mjs';
@@ -120,28 +121,16 @@ if (args.fresh) {
 mkdirSync(logsDir, { recursive: true });
 rmSync(socketPath, { force: true });
 
-/**
- * The guardian, started before any other process: it stops the cluster if this supervisor dies
- * without doing so itself. Its stdin is a pipe only this process writes to; the kernel closes it
- * however this process ends. `detached` gives it a session of its own, out of reach of signals
- * sent to this process group or terminal.
- */
-let guardian;
-function startGuardian() {
-  const out = openSync(join(logsDir, 'guardian.log'), 'a');
-  guardian = spawn(process.execPath, [join(root, 'scripts', 'cluster', 'guardian.mjs'), dataDir], { stdio: ['pipe', out, out], detached: true });
-  closeSync(out);
-  guardian.unref();
-  guardian.on('error', (err) => log(`guardian: ${err.message}`));
-}
-startGuardian();
+// ---------------------------------------------------------------------------------------------
+// State. Declared before anything starts: a stop may be requested at any point from here on.
 
 const apis = [];
 const writers = [];
+/** Parts being scaled down: out of nginx and the lists, still running until they have drained. */
+const retiring = new Set();
 let nextApi = 1;
 let nextWriter = 1;
 const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
-
 /**
  * The data services: PostgreSQL primary + replica and Redis (startStack, shared with the tests),
  * or a three-node CockroachDB cluster and Redis. `database` hides the difference from the rest
@@ -149,77 +138,169 @@ const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSetting
  */
 let stack;
 let database;
-// Before PostgreSQL or Redis start: from now on the guardian can find them by their pid files.
-saveProcessTable();
-if (useCockroach) {
-  let version;
-  try {
-    version = await cockroachVersion(cockroachBin);
-  } catch (err) {
-    console.error(`--db cockroach: ${cockroachBin} does not run (${err.message.split('\n')[0]}). Get a CockroachDB binary for this platform from https://www.cockroachlabs.com/docs/releases/`);
-    process.exit(2);
-  }
-  log(`starting Redis and a three-node CockroachDB cluster (${cockroachBin}, ${version})`);
-  const redis = new RedisInstance(join(dataDir, 'redis'), ports.redis, join(logsDir, 'redis.log'), process.env.REDIS_APPENDFSYNC ?? 'everysec');
-  mkdirSync(redis.dir, { recursive: true });
-  await redis.start();
-  let cluster;
-  try {
-    cluster = await startCockroachCluster({ bin: cockroachBin, dir: join(dataDir, 'cockroach'), logsDir: join(logsDir, 'cockroach'), log });
-  } catch (err) {
-    await redis.stop();
-    console.error(`CockroachDB did not start: ${err.message}`);
-    process.exit(1);
-  }
-  stack = { redis, redisUrl: redis.url, async stop() { await redis.stop(); await cluster.stop(); } };
-  database = {
-    // Each part talks to one node, round robin, so the load spreads over the cluster. (A node that
-    // stops takes its clients' database access with it until the watchdog restarts it; in
-    // production put a load balancer such as HAProxy in front of all nodes.)
-    env: (i) => ({ DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.urls[i % cluster.urls.length], DATABASE_URL: '', DATABASE_REPLICA_URL: '' }),
-    migrateEnv: { DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.url, DATABASE_URL: '', DATABASE_REPLICA_URL: '' },
-    table: () => ({ cockroach: { version, nodes: cluster.nodes.map((n) => ({ name: n.name, sql: n.url, console: n.httpUrl, pid: n.child?.pid, log: n.logDir })) } }),
-    async health(table) {
-      const states = await Promise.all(cluster.nodes.map((n) => n.select1().then(() => 'ready', () => 'down')));
-      states.forEach((state, i) => (table.cockroach.nodes[i].health = state));
-    },
-    rows: () => cluster.nodes.map((n) => [n.name, n.url, n.child?.pid ?? '-', rel(n.logDir)]),
-    async watch() {
-      for (const n of cluster.nodes) {
-        if (!shuttingDown && !n.running) {
-          log(`${n.name} exited; restarting it (log: ${rel(n.logFile)})`);
-          n.start();
-          saveProcessTable();
-        }
-      }
-    },
-  };
-} else {
-  log('starting PostgreSQL primary, streaming replica and Redis');
-  stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'everysec', log });
-  const env = { DB_BACKEND: 'postgres', DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl };
-  database = {
-    env: () => env,
-    migrateEnv: env,
-    table: () => ({ postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl, logs: [stack.primary.logFile, stack.replica.logFile] } }),
-    async health(table) {
-      table.postgres.health = (await stack.primary.psql('SELECT 1').then(() => 'ready', () => 'down')) + ' / replica ' + (await stack.replica.psql('SELECT 1').then(() => 'ready', () => 'down'));
-    },
-    rows: () => [
-      ['postgres primary', stack.databaseUrl, '-', rel(stack.primary.logFile)],
-      ['postgres replica', stack.replicaUrl, '-', rel(stack.replica.logFile)],
-    ],
-    async watch() {
-      for (const pg of [stack.primary, stack.replica]) {
-        if (pg === stack.primary && held.has('postgres')) continue;
-        if (!shuttingDown && !(await pg.isRunning())) {
-          log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
-          await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));
-        }
-      }
-    },
+/** CockroachDB nodes from the moment they are spawned, before the cluster is up (for the table). */
+const cockroachSpawned = [];
+let guardian;
+let control;
+let watchdog;
+let watching = false;
+let shuttingDown = false;
+let shutdownPromise;
+let startupDone = false;
+let stopRequested;
+let wakeStartup;
+const stopRequestedDuringStartup = new Promise((r) => (wakeStartup = r));
+/**
+ * Parts held down on purpose (`npm run cluster -- stop postgres`), for outage drills and the
+ * benchmark: the watchdog leaves them down until `start`.
+ */
+const held = new Set();
+
+// Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all stop the cluster in order. During start-up
+// the stop begins as soon as the step in progress (a server start, a migration) has ended, so that
+// nothing is left half-started behind the stop.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    if (startupDone) return void shutdown(signal);
+    if (!stopRequested) log(`${signal}: stopping as soon as the start-up step in progress has ended`);
+    stopRequested ??= signal;
+    wakeStartup();
+  });
+}
+/** Between start-up steps: a requested stop runs now (shutdown ends the process). */
+async function checkpoint() {
+  if (stopRequested) await shutdown(stopRequested);
+}
+
+/**
+ * The guardian, started before any other process: it stops the cluster if this supervisor dies
+ * without doing so itself. Its stdin is a pipe only this process writes to; the kernel closes it
+ * however this process ends. `detached` gives it a session of its own, out of reach of signals
+ * sent to this process group or terminal.
+ */
+function startGuardian() {
+  const out = openSync(join(logsDir, 'guardian.log'), 'a');
+  guardian = spawn(process.execPath, [join(root, 'scripts', 'cluster', 'guardian.mjs'), dataDir, String(process.pid)], { stdio: ['pipe', out, out], detached: true });
+  closeSync(out);
+  guardian.unref();
+  guardian.on('error', (err) => log(`guardian: ${err.message}`));
+}
+startGuardian();
+
+function processTable() {
+  const part = (p) => ({ name: p.name, ...identity(p.pid), log: p.logFile, restarts: p.restarts });
+  const retiringOf = (kind) => [...retiring].filter((p) => p.name.startsWith(`${kind}-`)).map(part);
+  return {
+    updatedAt: new Date().toISOString(),
+    supervisor: { ...identity(process.pid), socket: socketPath },
+    guardian: { ...identity(guardian?.pid), log: join(logsDir, 'guardian.log') },
+    stopDeadlineMs: STOP_DEADLINE_MS,
+    url: `http://127.0.0.1:${ports.nginx}`,
+    nginx: { url: `http://127.0.0.1:${ports.nginx}`, ...identity(nginx.child?.pid), config: nginx.confFile, log: nginx.logFile },
+    api: apis.map((a) => ({ ...part(a), url: `http://127.0.0.1:${a.port}` })),
+    writers: writers.map((w) => ({ ...part(w), health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics` })),
+    retiring: { api: retiringOf('api'), writers: retiringOf('writer') },
+    db: args.db,
+    ...(database?.table() ?? (useCockroach ? { cockroach: { nodes: cockroachSpawned.map((n) => ({ name: n.name, ...identity(n.child?.pid) })) } } : {})),
+    redis: { url: stack?.redisUrl, ...identity(stack?.redis.child?.pid), log: stack?.redis.logFile },
   };
 }
+
+/** Rewritten whenever a process starts or restarts, so the guardian always knows every pid. */
+function saveProcessTable() {
+  writeTable(dataDir, processTable());
+}
+// Before PostgreSQL or Redis start: from now on the guardian can find them by their pid files.
+saveProcessTable();
+
+// ---------------------------------------------------------------------------------------------
+// Start-up: the data services, the migrations, the writers and replicas, nginx.
+
+try {
+  if (useCockroach) {
+    let version;
+    try {
+      version = await cockroachVersion(cockroachBin);
+    } catch (err) {
+      console.error(`--db cockroach: ${cockroachBin} does not run (${err.message.split('\n')[0]}). Get a CockroachDB binary for this platform from https://www.cockroachlabs.com/docs/releases/`);
+      await shutdown('start-up failure', 2);
+    }
+    log(`starting Redis and a three-node CockroachDB cluster (${cockroachBin}, ${version})`);
+    const redis = new RedisInstance(join(dataDir, 'redis'), ports.redis, join(logsDir, 'redis.log'), process.env.REDIS_APPENDFSYNC ?? 'everysec');
+    mkdirSync(redis.dir, { recursive: true });
+    stack = { redis, redisUrl: redis.url, async stop() { await redis.stop(); } };
+    await redis.start();
+    saveProcessTable();
+    const cluster = await startCockroachCluster({
+      bin: cockroachBin,
+      dir: join(dataDir, 'cockroach'),
+      logsDir: join(logsDir, 'cockroach'),
+      log,
+      onSpawn: (node) => {
+        if (!cockroachSpawned.includes(node)) cockroachSpawned.push(node);
+        saveProcessTable();
+      },
+    }).catch((err) => {
+      throw new Error(`CockroachDB did not start: ${err.message}`);
+    });
+    stack.stop = async () => {
+      await redis.stop();
+      await cluster.stop();
+    };
+    database = {
+      // Each part talks to one node, round robin, so the load spreads over the cluster. (A node that
+      // stops takes its clients' database access with it until the watchdog restarts it; in
+      // production put a load balancer such as HAProxy in front of all nodes.)
+      env: (i) => ({ DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.urls[i % cluster.urls.length], DATABASE_URL: '', DATABASE_REPLICA_URL: '' }),
+      migrateEnv: { DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.url, DATABASE_URL: '', DATABASE_REPLICA_URL: '' },
+      table: () => ({ cockroach: { version, nodes: cluster.nodes.map((n) => ({ name: n.name, sql: n.url, console: n.httpUrl, ...identity(n.child?.pid), log: n.logDir })) } }),
+      async health(table) {
+        const states = await Promise.all(cluster.nodes.map((n) => n.select1().then(() => 'ready', () => 'down')));
+        states.forEach((state, i) => (table.cockroach.nodes[i].health = state));
+      },
+      rows: () => cluster.nodes.map((n) => [n.name, n.url, n.child?.pid ?? '-', rel(n.logDir)]),
+      async watch() {
+        for (const n of cluster.nodes) {
+          if (!shuttingDown && !n.running) {
+            log(`${n.name} exited; restarting it (log: ${rel(n.logFile)})`);
+            n.start();
+            saveProcessTable();
+          }
+        }
+      },
+    };
+  } else {
+    log('starting PostgreSQL primary, streaming replica and Redis');
+    stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'everysec', log });
+    const env = { DB_BACKEND: 'postgres', DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl };
+    database = {
+      env: () => env,
+      migrateEnv: env,
+      table: () => ({ postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl, logs: [stack.primary.logFile, stack.replica.logFile] } }),
+      async health(table) {
+        table.postgres.health = (await stack.primary.psql('SELECT 1').then(() => 'ready', () => 'down')) + ' / replica ' + (await stack.replica.psql('SELECT 1').then(() => 'ready', () => 'down'));
+      },
+      rows: () => [
+        ['postgres primary', stack.databaseUrl, '-', rel(stack.primary.logFile)],
+        ['postgres replica', stack.replicaUrl, '-', rel(stack.replica.logFile)],
+      ],
+      async watch() {
+        for (const pg of [stack.primary, stack.replica]) {
+          if (pg === stack.primary && held.has('postgres')) continue;
+          if (!shuttingDown && !(await pg.isRunning())) {
+            log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
+            await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));
+          }
+        }
+      },
+    };
+  }
+} catch (err) {
+  log(err.message);
+  await shutdown('start-up failure', 1);
+}
+saveProcessTable();
+await checkpoint();
 
 const appEnv = {
   ...process.env,
@@ -233,21 +314,21 @@ const appEnv = {
 log('applying migrations');
 const migrate = spawnSync(process.execPath, ['dist/libs/database/src/migrate.main.js'], { cwd: root, env: { ...appEnv, ...database.migrateEnv }, stdio: 'inherit' });
 if (migrate.status !== 0) {
-  await stack.stop();
-  console.error('migrations failed; see the output above');
-  process.exit(1);
+  log('migrations failed; see the output above');
+  await shutdown('start-up failure', 1);
 }
-
+await checkpoint();
 
 /**
  * Starts one API replica or writer on a free port and adds it to `apis` or `writers` (before it
  * is spawned, so the process table written at the spawn has it). Its health URL is how the
- * supervisor sees it.
+ * supervisor sees it. Refused once a stop has begun: the stop would not know of it.
  */
 async function startPart(kind) {
   const number = kind === 'api' ? nextApi++ : nextWriter++;
   const name = `${kind}-${number}`;
   const port = await freePort();
+  if (shuttingDown) throw new Error(`not starting ${name}: the cluster is stopping`);
   // Writers and replicas are spread over the CockroachDB nodes (with PostgreSQL, all use the primary).
   const dbEnv = database.env(kind === 'api' ? number : number - 1);
   const proc = new Supervised({
@@ -266,26 +347,7 @@ async function startPart(kind) {
   return proc;
 }
 
-function processTable() {
-  return {
-    updatedAt: new Date().toISOString(),
-    supervisor: { pid: process.pid, socket: socketPath },
-    guardian: { pid: guardian?.pid, log: join(logsDir, 'guardian.log') },
-    stopDeadlineMs: STOP_DEADLINE_MS,
-    url: `http://127.0.0.1:${ports.nginx}`,
-    nginx: { url: `http://127.0.0.1:${ports.nginx}`, pid: nginx?.child?.pid, config: nginx?.confFile, log: nginx?.logFile },
-    api: apis.map((a) => ({ name: a.name, url: `http://127.0.0.1:${a.port}`, pid: a.pid, log: a.logFile, restarts: a.restarts })),
-    writers: writers.map((w) => ({ name: w.name, health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics`, pid: w.pid, log: w.logFile, restarts: w.restarts })),
-    db: args.db,
-    ...(database?.table() ?? {}),
-    redis: { url: stack?.redisUrl, pid: stack?.redis.child?.pid, log: stack?.redis.logFile },
-  };
-}
-
-/** Rewritten whenever a process starts or restarts, so the guardian always knows every pid. */
-function saveProcessTable() {
-  writeTable(dataDir, processTable());
-}
+const deadlineOf = (part) => STOP_DEADLINES_MS[part.name.startsWith('api-') ? 'api' : 'writer'];
 
 async function status() {
   const table = processTable();
@@ -310,9 +372,22 @@ async function readyOrRemoved(part, list) {
     await part.waitReady();
   } catch (err) {
     list.splice(list.indexOf(part), 1);
-    await part.stop(STOP_DEADLINES_MS[part.name.startsWith('api') ? 'api' : 'writer']);
+    await part.stop(deadlineOf(part));
     saveProcessTable();
     throw err;
+  }
+}
+
+/** A part leaving: out of its list at once (so nginx and status forget it), in the table until it has exited. */
+async function retire(part, beforeStop = async () => {}) {
+  retiring.add(part);
+  saveProcessTable();
+  try {
+    await beforeStop();
+    await part.stop(deadlineOf(part));
+  } finally {
+    retiring.delete(part);
+    saveProcessTable();
   }
 }
 
@@ -328,18 +403,16 @@ function scale(target) {
     }
     while (target.api !== undefined && apis.length > target.api) {
       const api = apis.pop();
-      await nginx.setUpstreams(apis);
-      await api.stop(STOP_DEADLINES_MS.api);
+      await retire(api, () => nginx.setUpstreams(apis));
       log(`scaled down: ${api.name} left nginx, drained and stopped`);
     }
     while (target.writers !== undefined && writers.length < target.writers) {
       await readyOrRemoved(await startPart('writer'), writers);
-      const writer = writers.at(-1);
-      log(`scaled up: ${writer.name}`);
+      log(`scaled up: ${writers.at(-1).name}`);
     }
     while (target.writers !== undefined && writers.length > target.writers) {
       const writer = writers.pop();
-      await writer.stop(STOP_DEADLINES_MS.writer);
+      await retire(writer);
       log(`scaled down: ${writer.name} drained and stopped`);
     }
     saveProcessTable();
@@ -349,11 +422,6 @@ function scale(target) {
   return step;
 }
 
-/**
- * Parts held down on purpose (`npm run cluster -- stop postgres`), for outage drills and the
- * benchmark: the watchdog leaves them down until `start`.
- */
-const held = new Set();
 const DRILL_PARTS = { postgres: () => stack.primary, redis: () => stack.redis };
 async function drill(part, action) {
   if (part === 'postgres' && useCockroach) throw new Error('this cluster runs CockroachDB, not PostgreSQL (--db cockroach)');
@@ -369,27 +437,35 @@ async function drill(part, action) {
   }
 }
 
-let shuttingDown = false;
-async function shutdown(reason, exitCode = 0) {
-  if (shuttingDown) return;
+/** The one stop; a second call (another signal, a failed start) waits for the first. It ends the process. */
+function shutdown(reason, exitCode = 0) {
+  shutdownPromise ??= stopEverything(reason, exitCode);
+  return shutdownPromise;
+}
+
+async function stopEverything(reason, exitCode) {
   shuttingDown = true;
-  log(`${reason}: stopping nginx (in-flight requests finish), then the APIs, the writers (they flush), Redis and ${useCockroach ? 'CockroachDB' : 'PostgreSQL'}`);
-  control.close();
+  log(`${reason}: stopping nginx (in-flight requests finish), then the APIs and the writers (they drain and flush), then Redis and ${useCockroach ? 'CockroachDB' : 'PostgreSQL'}`);
+  control?.close();
+  clearInterval(watchdog);
+  // A watchdog round in progress may be starting nginx, Redis or PostgreSQL again: let it end.
+  while (watching) await sleep(50);
   await nginx.stop(STOP_DEADLINES_MS.nginx);
-  await Promise.all(apis.map((a) => a.stop(STOP_DEADLINES_MS.api)));
-  await Promise.all(writers.map((w) => w.stop(STOP_DEADLINES_MS.writer)));
-  await stack?.stop();
+  await Promise.all([...apis, ...writers, ...retiring].map((p) => p.stop(deadlineOf(p))));
+  await stack?.stop().catch((err) => log(`stopping ${useCockroach ? 'Redis and CockroachDB' : 'Redis and PostgreSQL'}: ${err.message}`));
+  // Whatever the steps above did not reach (a server whose stop failed, one started by a step that
+  // was still running): the same stop, by process table and pid files, as the guardian's.
+  const left = await stopCluster(dataDir, log);
+  if (left.length) log(`also stopped: ${left.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Last: with the table gone, the guardian (which sees this process end) has nothing to do.
   rmSync(socketPath, { force: true });
   removeTable(dataDir);
   log(exitCode === 0 ? 'stopped cleanly' : 'stopped after a failed start');
   process.exit(exitCode);
 }
-process.on('SIGINT', () => void shutdown('SIGINT'));
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 // The control socket: `npm run cluster -- status | scale`.
-const control = createHttpServer((req, res) => {
+control = createHttpServer((req, res) => {
   const reply = (code, body) => {
     res.writeHead(code, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -427,15 +503,25 @@ const control = createHttpServer((req, res) => {
 await new Promise((r) => control.listen(socketPath, r));
 
 try {
-  for (let i = 0; i < wanted.writers; i++) await startPart('writer');
-  for (let i = 0; i < wanted.api; i++) await startPart('api');
-  await Promise.all([...apis, ...writers].map((p) => p.waitReady()));
+  for (let i = 0; i < wanted.writers; i++) {
+    await startPart('writer');
+    await checkpoint();
+  }
+  for (let i = 0; i < wanted.api; i++) {
+    await startPart('api');
+    await checkpoint();
+  }
+  // Up to 60 s each; a stop requested meanwhile does not wait for that.
+  await Promise.race([Promise.all([...apis, ...writers].map((p) => p.waitReady())), stopRequestedDuringStartup]);
+  await checkpoint();
   await nginx.start(apis);
 } catch (err) {
   log(`${err.message}`);
   await shutdown('start-up failure', 1);
 }
 saveProcessTable();
+startupDone = true;
+await checkpoint();
 
 /**
  * Redis and PostgreSQL (or the CockroachDB nodes) are supervised too: if one dies it is started
@@ -443,8 +529,7 @@ saveProcessTable();
  * catches up from its peers) and the restart is logged. Meanwhile the APIs answer
  * 503 (Redis) or keep queueing (PostgreSQL), and the writers retry.
  */
-let watching = false;
-const watchdog = setInterval(async () => {
+watchdog = setInterval(async () => {
   if (shuttingDown || watching) return;
   watching = true;
   try {

@@ -5,9 +5,11 @@
 // supervisor ends, SIGKILL included. When it closes:
 //   - after a clean stop, the supervisor has already stopped everything and removed the process
 //     table: the guardian finds nothing to do and exits;
+//   - if the table names another supervisor (a new `npm start` on the same folder, begun right
+//     after a clean stop), that cluster is not its business: it exits;
 //   - otherwise it stops what the process table and the pid files name, in the supervisor's order
 //     (stop-cluster.mjs), removes the table and exits.
-// Usage (by the supervisor only): node scripts/cluster/guardian.mjs <data folder>
+// Usage (by the supervisor only): node scripts/cluster/guardian.mjs <data folder> <supervisor pid>
 // Node built-ins only, and no work while the supervisor lives: it just waits on the pipe.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,8 +17,9 @@ import { removeTable, readTable } from './process-table.mjs';
 import { clusterProcesses, STOP_DEADLINE_MS, stopCluster } from './stop-cluster.mjs';
 
 const dataDir = process.argv[2];
-if (!dataDir) {
-  console.error('usage: node scripts/cluster/guardian.mjs <data folder> (started by npm start, not by hand)');
+const supervisorPid = Number(process.argv[3]);
+if (!dataDir || !Number.isInteger(supervisorPid)) {
+  console.error('usage: node scripts/cluster/guardian.mjs <data folder> <supervisor pid> (started by npm start, not by hand)');
   process.exit(2);
 }
 const log = (message) => process.stderr.write(`[guardian ${new Date().toISOString()}] ${message}\n`);
@@ -32,6 +35,10 @@ async function supervisorGone(reason) {
   const table = readTable(dataDir);
   if (!table) {
     // The supervisor stopped cleanly: it removes the table as its very last step.
+    process.exit(0);
+  }
+  if (table.supervisor?.pid !== supervisorPid) {
+    log(`the process table names supervisor pid ${table.supervisor?.pid}, not ${supervisorPid}: a later run's cluster; leaving it alone`);
     process.exit(0);
   }
   const procs = clusterProcesses(dataDir);

@@ -3,7 +3,8 @@
 // (.data/ unless --data-dir or DATA_DIR says otherwise). Node built-ins only.
 import { join, relative, resolve } from 'node:path';
 import { gitIgnoredDataDir } from '../lib/setup.mjs';
-import { processAlive, readTable } from './process-table.mjs';
+import { readTable } from './process-table.mjs';
+import { liveSupervisor } from './stop-cluster.mjs';
 
 /** Takes `--data-dir DIR` out of `argv` (in place) and returns the data folder to use. */
 export function takeDataDir(argv) {
@@ -24,7 +25,7 @@ export function localCluster(dataDir) {
   const table = readTable(dataDir);
   const where = relative(process.cwd(), dataDir) || '.';
   if (!table) return { message: `no cluster is running (no process table in ${where}/); start one with npm start` };
-  if (!processAlive(table.supervisor?.pid, 'start.mjs')) {
+  if (!liveSupervisor(dataDir)) {
     return { message: `no cluster is running (the supervisor of the last one in ${where}/, pid ${table.supervisor?.pid}, is gone; npm start stops whatever it left and starts afresh)` };
   }
   return { table };

@@ -104,7 +104,15 @@ export class NginxProcess {
   async stop(timeoutMs = 15_000) {
     if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGQUIT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    // The whole process group (it was spawned detached): the workers of a killed master would
+    // otherwise go on serving and keep the port.
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-this.child.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }, timeoutMs);
     await this.exited;
     clearTimeout(timer);
     await sleep(10);

@@ -2,7 +2,7 @@
 // of. The supervisor rewrites it whenever a process starts, so whoever reads it (the guardian when
 // the supervisor is gone, the next `npm start`, `npm run cluster`, the tests and the benchmark)
 // sees every pid there is. Node built-ins only: it is read before npm dependencies exist.
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export function tableFile(dataDir) {
@@ -20,11 +20,20 @@ export function readTable(dataDir) {
   }
 }
 
-/** Written to a temporary file and renamed over the old one, so a reader never sees half a table. */
+/**
+ * Written to a temporary file, flushed to disk, and renamed over the old one: a reader (or a
+ * machine that lost power) sees the old table or the new one, never half of one.
+ */
 export function writeTable(dataDir, table) {
   const file = tableFile(dataDir);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(table, null, 2)}\n`);
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, `${JSON.stringify({ bootId: bootId(), ...table }, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, file);
 }
 
@@ -32,13 +41,59 @@ export function removeTable(dataDir) {
   rmSync(tableFile(dataDir), { force: true });
 }
 
+/** This boot of the machine: a table written before a reboot names pids that mean nothing now. */
+export function bootId() {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** When `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat); with the boot id, a pid's identity. */
+export function startTime(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A table entry for a process: its pid and start time, so a later reader can tell it from a recycled pid. */
+export function identity(pid) {
+  return pid ? { pid, startTime: startTime(pid) } : { pid };
+}
+
+function link(path) {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The kernel shows resolved paths in /proc; compare against the resolved form of ours. */
+function real(path) {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 /**
- * True when `pid` runs and its command line contains `token` (an entry file or a program name).
- * The token guards against a recycled pid: after a reboot or a long pause the number in a table
- * or a pid file may belong to an unrelated process, which must never be signalled.
+ * True when `pid` runs and is the process `expect` describes; every given field must hold:
+ *   cmd        a string its command line contains (an entry file, a program name, a data path);
+ *   startTime  its start time as recorded when it was spawned (see identity());
+ *   cwd        its working directory (Redis and PostgreSQL change to their data folder);
+ *   stdout     where its standard output goes (the replicas' and writers' log files).
+ * A pid from a table or a pid file may belong to an unrelated process after a reboot or once it
+ * has been recycled, or to this very process; none of those is ever taken for a cluster part.
  */
-export function processAlive(pid, token) {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
+export function processAlive(pid, expect = {}) {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
   try {
     process.kill(pid, 0);
   } catch {
@@ -52,7 +107,12 @@ export function processAlive(pid, token) {
     return false; // exited between the two checks
   }
   // A zombie (exited, not yet reaped by its parent) has an empty command line: it is gone.
-  return cmdline.length > 0 && cmdline.includes(token);
+  if (cmdline.length === 0) return false;
+  if (expect.cmd !== undefined && !cmdline.includes(expect.cmd)) return false;
+  if (expect.startTime !== undefined && startTime(pid) !== expect.startTime) return false;
+  if (expect.cwd !== undefined && link(`/proc/${pid}/cwd`) !== real(expect.cwd)) return false;
+  if (expect.stdout !== undefined && link(`/proc/${pid}/fd/1`) !== real(expect.stdout)) return false;
+  return true;
 }
 
 /** The first line of a pid file as a number (PostgreSQL's postmaster.pid has more lines). */

@@ -1,95 +1,120 @@
 // Stops a cluster that has lost its supervisor, from what its data folder says: the process
-// table (API replicas, writers) and the pid files the servers keep themselves (nginx, Redis,
-// PostgreSQL's postmaster.pid, CockroachDB). Used by the guardian the moment the supervisor
-// dies, and by `npm start` when it finds a cluster an earlier run left behind. The order and
-// the signals are the supervisor's own: nginx stops accepting and finishes what it has, the APIs
-// drain, the writers flush, then Redis (it fsyncs its AOF on SIGTERM) and PostgreSQL (fast
-// shutdown). Node built-ins only.
+// table (API replicas, writers, and the servers' pids) and the pid files the servers keep
+// themselves (nginx, Redis, PostgreSQL's postmaster.pid, CockroachDB). Used by the guardian the
+// moment the supervisor dies, by `npm start` when it finds a cluster an earlier run left behind,
+// and by the supervisor as the last step of its own stop. The order and the signals are the
+// supervisor's own: nginx stops accepting and finishes what it has, the APIs drain, the writers
+// flush, then Redis (it fsyncs its AOF on SIGTERM) and PostgreSQL (fast shutdown).
+// Node built-ins only.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findPgBin } from '../lib/stack.mjs';
 import { STOP_DEADLINE_MS, STOP_DEADLINES_MS } from '../lib/stop-deadlines.mjs';
-import { processAlive, readPidFile, readTable } from './process-table.mjs';
+import { bootId, processAlive, readPidFile, readTable } from './process-table.mjs';
 
 export { STOP_DEADLINE_MS, STOP_DEADLINES_MS };
 
 const ENTRY = { api: 'dist/apps/api/src/main.js', writer: 'dist/apps/writer/src/main.js' };
 
+/** The table's pids, or none when it was written before this boot of the machine. */
+function currentTable(dataDir) {
+  const table = readTable(dataDir);
+  if (!table) return undefined;
+  return table.bootId && table.bootId !== bootId() ? { stale: true } : table;
+}
+
 /**
- * Every process of the cluster in `dataDir` that still runs: [{ name, kind, pid, dataDir? }].
- * A pid counts only while its command line still names what it was (see processAlive).
+ * Every process of the cluster in `dataDir` that still runs: [{ name, kind, pid, expect, dataDir? }].
+ * Each is checked against what it must be (see processAlive): the data folder's own paths, its
+ * log file, and the start time recorded at its spawn, so that nothing else is ever signalled.
  */
 export function clusterProcesses(dataDir) {
-  const table = readTable(dataDir) ?? {};
+  const table = currentTable(dataDir) ?? {};
   const found = new Map();
-  const add = (name, kind, pid, token, extra = {}) => {
-    if (pid && !found.has(pid) && processAlive(pid, token)) found.set(pid, { name, kind, pid, ...extra });
+  const add = (name, kind, pids, expect, extra = {}) => {
+    for (const pid of pids) {
+      if (pid && !found.has(pid) && processAlive(pid, expect)) found.set(pid, { name, kind, pid, expect, ...extra });
+    }
   };
-  add('nginx', 'nginx', readPidFile(join(dataDir, 'nginx', 'nginx.pid')) ?? table.nginx?.pid, 'nginx');
-  for (const a of table.api ?? []) add(a.name, 'api', a.pid, ENTRY.api);
-  for (const w of table.writers ?? []) add(w.name, 'writer', w.pid, ENTRY.writer);
-  add('redis', 'redis', readPidFile(join(dataDir, 'redis', 'redis.pid')) ?? table.redis?.pid, 'redis-server');
+  const fromTable = (entry) => (entry?.pid && entry.startTime ? [{ pid: entry.pid, startTime: entry.startTime }] : []);
+  const nginxConf = join(dataDir, 'nginx', 'nginx.conf');
+  add('nginx', 'nginx', [readPidFile(join(dataDir, 'nginx', 'nginx.pid')), table.nginx?.pid], { cmd: nginxConf });
+  for (const [kind, list] of [['api', table.api], ['writer', table.writers], ['api', table.retiring?.api], ['writer', table.retiring?.writers]]) {
+    for (const part of list ?? []) {
+      for (const { pid, startTime } of fromTable(part)) add(part.name, kind, [pid], { cmd: ENTRY[kind], startTime, ...(part.log ? { stdout: part.log } : {}) });
+    }
+  }
+  add('redis', 'redis', [readPidFile(join(dataDir, 'redis', 'redis.pid')), table.redis?.pid], { cmd: 'redis-server', cwd: join(dataDir, 'redis') });
   const cockroachDir = join(dataDir, 'cockroach');
   if (existsSync(cockroachDir)) {
-    for (const node of readdirSync(cockroachDir).filter((d) => /^node\d+$/.test(d)).sort()) {
-      add(`cockroach-${node.slice(4)}`, 'cockroach', readPidFile(join(cockroachDir, node, 'cockroach.pid')), 'cockroach');
+    const tablePids = new Map((table.cockroach?.nodes ?? []).map((n) => [n.name, n.pid]));
+    for (const node of readdirSync(cockroachDir).filter((dir) => /^node\d+$/.test(dir)).sort()) {
+      const name = `cockroach-${node.slice(4)}`;
+      add(name, 'cockroach', [readPidFile(join(cockroachDir, node, 'cockroach.pid')), tablePids.get(name)], { cmd: `--store=path=${join(cockroachDir, node)}` });
     }
   }
   // Replica before primary: that is the order they are stopped in.
   for (const [name, dir] of [['postgres replica', 'pg-replica'], ['postgres primary', 'pg-primary']]) {
-    add(name, 'postgres', readPidFile(join(dataDir, dir, 'postmaster.pid')), 'postgres', { dataDir: join(dataDir, dir) });
+    const pgData = join(dataDir, dir);
+    add(name, 'postgres', [readPidFile(join(pgData, 'postmaster.pid'))], { cmd: 'postgres', cwd: pgData }, { dataDir: pgData });
   }
   return [...found.values()];
 }
 
-async function exited(pid, token, timeoutMs) {
+async function exited(p, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
-  while (processAlive(pid, token)) {
+  while (processAlive(p.pid, p.expect)) {
     if (Date.now() > deadline) return false;
     await sleep(50);
   }
   return true;
 }
 
-const TOKEN = { nginx: 'nginx', api: ENTRY.api, writer: ENTRY.writer, redis: 'redis-server', cockroach: 'cockroach', postgres: 'postgres' };
-
-/** One process: its stop signal, then SIGKILL after its deadline. nginx's workers share the master's process group. */
-async function stopOne(p, log) {
-  const signal = p.kind === 'nginx' ? 'SIGQUIT' : 'SIGTERM';
+function signal(p, sig) {
   try {
-    process.kill(p.pid, signal);
-  } catch {
-    return; // already gone
-  }
-  if (await exited(p.pid, TOKEN[p.kind], STOP_DEADLINES_MS[p.kind])) return;
-  log(`${p.name} (pid ${p.pid}) did not stop within ${STOP_DEADLINES_MS[p.kind]} ms of ${signal}; killing it`);
-  try {
-    process.kill(p.kind === 'nginx' ? -p.pid : p.pid, 'SIGKILL');
+    // nginx's workers share the master's process group (it was spawned detached): a SIGKILL to
+    // the master alone would leave them serving and holding the port.
+    process.kill(sig === 'SIGKILL' && p.kind === 'nginx' ? -p.pid : p.pid, sig);
   } catch {
     // gone meanwhile
   }
-  await exited(p.pid, TOKEN[p.kind], 5_000);
 }
 
-/** pg_ctl stop (as the postgres user when we are root): fast, and immediate if fast does not finish in time. */
-function stopPostgres(p, log) {
+/** One process: its stop signal, then SIGKILL after its deadline. */
+async function stopOne(p, log) {
+  const sig = p.kind === 'nginx' ? 'SIGQUIT' : 'SIGTERM';
+  signal(p, sig);
+  if (await exited(p, STOP_DEADLINES_MS[p.kind])) return;
+  log(`${p.name} (pid ${p.pid}) did not stop within ${STOP_DEADLINES_MS[p.kind]} ms of ${sig}; killing it`);
+  signal(p, 'SIGKILL');
+  await exited(p, STOP_DEADLINES_MS.kill);
+}
+
+/** pg_ctl stop (as the postgres user when we are root): fast, then immediate, then SIGKILL. */
+async function stopPostgres(p, log) {
   const pgCtl = findPgBin('pg_ctl');
-  const asPostgres = (args) => (process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', pgCtl, ...args]] : [pgCtl, args]);
-  const seconds = String(STOP_DEADLINES_MS.postgres / 1000);
-  const [cmd, args] = asPostgres(['-D', p.dataDir, '-m', 'fast', '-w', '-t', seconds, 'stop']);
-  const fast = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (fast.status === 0 || !processAlive(p.pid, 'postgres')) return;
-  log(`${p.name} did not finish a fast shutdown within ${seconds} s (${(fast.stderr || fast.stdout).trim()}); stopping it with -m immediate`);
-  const [cmd2, args2] = asPostgres(['-D', p.dataDir, '-m', 'immediate', '-w', '-t', seconds, 'stop']);
-  spawnSync(cmd2, args2, { encoding: 'utf8' });
+  const pgCtlStop = (mode, ms) => {
+    const args = ['-D', p.dataDir, '-m', mode, '-w', '-t', String(ms / 1000), 'stop'];
+    const [cmd, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', pgCtl, ...args]] : [pgCtl, args];
+    return spawnSync(cmd, argv, { encoding: 'utf8', timeout: ms + 5_000 });
+  };
+  pgCtlStop('fast', STOP_DEADLINES_MS.postgresFast);
+  if (!processAlive(p.pid, p.expect)) return;
+  log(`${p.name} did not finish a fast shutdown within ${STOP_DEADLINES_MS.postgresFast} ms; stopping it with -m immediate`);
+  pgCtlStop('immediate', STOP_DEADLINES_MS.postgresImmediate);
+  if (!processAlive(p.pid, p.expect)) return;
+  log(`${p.name} (pid ${p.pid}) did not stop with -m immediate either; killing it`);
+  signal(p, 'SIGKILL');
+  await exited(p, STOP_DEADLINES_MS.kill);
 }
 
 /**
- * Stops whatever of the cluster in `dataDir` still runs, in the supervisor's order, and returns
- * the processes it found. Safe to run on a folder where nothing runs (it finds nothing) and
- * safe to run twice.
+ * Stops whatever of the cluster in `dataDir` still runs, in the supervisor's order (nginx; the
+ * APIs and writers together; Redis and any CockroachDB nodes together; the PostgreSQL replica,
+ * then the primary), and returns the processes it found. Safe to run on a folder where nothing
+ * runs (it finds nothing) and safe to run twice.
  */
 export async function stopCluster(dataDir, log = () => {}) {
   const procs = clusterProcesses(dataDir);
@@ -97,8 +122,15 @@ export async function stopCluster(dataDir, log = () => {}) {
   await Promise.all(of('nginx').map((p) => stopOne(p, log)));
   await Promise.all(of('api', 'writer').map((p) => stopOne(p, log)));
   await Promise.all(of('redis', 'cockroach').map((p) => stopOne(p, log)));
-  for (const p of of('postgres')) stopPostgres(p, log);
+  for (const p of of('postgres')) await stopPostgres(p, log);
   return procs;
+}
+
+/** The supervisor named by the table, if it still runs (and is not the caller itself). */
+export function liveSupervisor(dataDir) {
+  const table = currentTable(dataDir);
+  if (!table?.supervisor) return undefined;
+  return processAlive(table.supervisor.pid, { cmd: 'start.mjs', startTime: table.supervisor.startTime }) ? table : undefined;
 }
 
 /**
@@ -108,11 +140,13 @@ export async function stopCluster(dataDir, log = () => {}) {
  * it already, the time it needs) and `{ stopped }` lists what was found.
  */
 export async function clearLeftovers(dataDir, log) {
-  const table = readTable(dataDir);
-  if (table && processAlive(table.supervisor?.pid, 'start.mjs')) return { running: table };
-  if (table && processAlive(table.guardian?.pid, 'guardian.mjs')) {
-    log(`the cluster of an earlier run (supervisor pid ${table.supervisor?.pid}, gone) is being stopped by its guardian (pid ${table.guardian.pid}); waiting for it`);
-    await exited(table.guardian.pid, 'guardian.mjs', STOP_DEADLINE_MS + 10_000);
+  const running = liveSupervisor(dataDir);
+  if (running) return { running };
+  const table = currentTable(dataDir);
+  const guardian = table?.guardian && { pid: table.guardian.pid, expect: { cmd: 'guardian.mjs', startTime: table.guardian.startTime } };
+  if (guardian && processAlive(guardian.pid, guardian.expect)) {
+    log(`the cluster of an earlier run (supervisor pid ${table.supervisor?.pid}, gone) is being stopped by its guardian (pid ${guardian.pid}); waiting for it`);
+    await exited(guardian, STOP_DEADLINE_MS + 10_000);
   }
   const left = clusterProcesses(dataDir);
   if (left.length === 0) return { stopped: [] };

@@ -37,4 +37,5 @@ export function startCockroachCluster(options: {
   log?: (message: string) => void;
   cache?: string;
   maxSqlMemory?: string;
+  onSpawn?: (node: CockroachNodeHandle) => void;
 }): Promise<CockroachCluster>;

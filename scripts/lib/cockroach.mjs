@@ -87,8 +87,8 @@ export function sqlUrl(port, database = 'meter_intake') {
 }
 
 class CockroachNode {
-  constructor({ index, bin, dir, logsDir, ports, joinPorts, cache, maxSqlMemory }) {
-    Object.assign(this, { index, bin, ports, joinPorts, cache, maxSqlMemory });
+  constructor({ index, bin, dir, logsDir, ports, joinPorts, cache, maxSqlMemory, onSpawn }) {
+    Object.assign(this, { index, bin, ports, joinPorts, cache, maxSqlMemory, onSpawn });
     this.name = `cockroach-${index + 1}`;
     this.storeDir = join(dir, `node${index + 1}`);
     this.logDir = join(logsDir, this.name);
@@ -111,6 +111,8 @@ class CockroachNode {
     // Own process group: a Ctrl-C reaches the supervisor only, which stops the nodes in order.
     this.child = spawn(this.bin, args, { stdio: ['ignore', out, out], detached: true });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? signal)));
+    // The node writes its pid file only once it is ready; the caller records the pid before that.
+    this.onSpawn?.(this);
   }
   async select1() {
     const client = await pgClient({ connectionString: sqlUrl(this.ports.sql, 'defaultdb'), connectionTimeoutMillis: 2_000 });
@@ -142,7 +144,7 @@ class CockroachNode {
  * Ports are chosen free on the first start and kept in <dir>/ports.json, so a restart finds the
  * same nodes at the same addresses. Returns the cluster with per-node SQL URLs and stop().
  */
-export async function startCockroachCluster({ bin, dir, logsDir, nodes = 3, database = 'meter_intake', log = () => {}, cache, maxSqlMemory }) {
+export async function startCockroachCluster({ bin, dir, logsDir, nodes = 3, database = 'meter_intake', log = () => {}, cache, maxSqlMemory, onSpawn }) {
   mkdirSync(dir, { recursive: true });
   mkdirSync(logsDir, { recursive: true });
   const portsFile = join(dir, 'ports.json');
@@ -158,7 +160,7 @@ export async function startCockroachCluster({ bin, dir, logsDir, nodes = 3, data
     writeFileSync(portsFile, `${JSON.stringify(ports, null, 2)}\n`);
   }
   const joinPorts = ports.map((p) => p.rpc);
-  const members = ports.map((p, index) => new CockroachNode({ index, bin, dir, logsDir, ports: p, joinPorts, cache, maxSqlMemory }));
+  const members = ports.map((p, index) => new CockroachNode({ index, bin, dir, logsDir, ports: p, joinPorts, cache, maxSqlMemory, onSpawn }));
   log(`starting CockroachDB: ${members.length} nodes (${bin}, SQL ports ${ports.map((p) => p.sql).join(', ')})`);
   for (const m of members) m.start();
 

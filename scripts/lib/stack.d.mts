@@ -1,7 +1,8 @@
 export function findPgBin(name: string): string;
 export function findBin(name: string, hint: string): string;
 export function freePort(): Promise<number>;
-export function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs?: number, intervalMs?: number): Promise<T>;
+/** Resolves with the first truthy value fn returns. */
+export function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs?: number, intervalMs?: number): Promise<NonNullable<T>>;
 export class PgInstance {
   constructor(name: string, dataDir: string, port: number, socketDir: string, logFile: string);
   upstreamPort?: number;

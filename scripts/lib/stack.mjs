@@ -114,14 +114,14 @@ export class PgInstance {
     const standby = up ? ` -c primary_conninfo='host=127.0.0.1 port=${up} user=postgres application_name=${this.name}' -c primary_slot_name=replica1` : '';
     await pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', '-o', `-p ${this.port} -k ${this.socketDir}${standby}`, 'start']);
   }
-  /** pg_ctl stop; a fast shutdown that does not finish within the stop deadline becomes an immediate one. */
+  /** pg_ctl stop; a fast shutdown that does not finish within its deadline becomes an immediate one. */
   async stop(mode = 'fast') {
-    const stop = (m) =>
-      pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, '-m', m, '-w', '-t', String(STOP_DEADLINES_MS.postgres / 1000), 'stop']).catch((err) => {
+    const stop = (m, ms) =>
+      pgRun(findPgBin('pg_ctl'), ['-D', this.dataDir, '-m', m, '-w', '-t', String(ms / 1000), 'stop']).catch((err) => {
         if (!String(err.stderr ?? err).includes('Is server running')) throw err;
       });
-    if (mode !== 'fast') return stop(mode);
-    await stop('fast').catch(() => stop('immediate'));
+    if (mode !== 'fast') return stop(mode, STOP_DEADLINES_MS.postgresImmediate);
+    await stop('fast', STOP_DEADLINES_MS.postgresFast).catch(() => stop('immediate', STOP_DEADLINES_MS.postgresImmediate));
   }
   /** True while the postmaster of this data folder runs (pg_ctl status). */
   async isRunning() {
@@ -162,6 +162,8 @@ export async function startStack({ dir, pgPort, replicaPort, redisPort, withRepl
         'hot_standby = on',
         'synchronous_commit = on',
         "log_line_prefix = '%m [%p] %q%a '",
+        // Log times in UTC whatever the machine's zone, so they compare with the services' ISO times.
+        "log_timezone = 'UTC'",
         '',
       ].join('\n'),
     );
@@ -226,7 +228,8 @@ export class RedisInstance {
         // Found by the guardian and the next `npm start` if the supervisor dies (scripts/cluster/stop-cluster.mjs).
         '--pidfile', join(this.dir, 'redis.pid'),
       ],
-      { stdio: ['ignore', out, out], detached: true },
+      // TZ: Redis writes its log in local time; UTC makes it comparable with the other logs.
+      { stdio: ['ignore', out, out], detached: true, env: { ...process.env, TZ: 'UTC' } },
     );
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     await waitFor(`redis on ${this.port}`, async () => (await this.cli('PING')) === 'PONG', 30_000);

@@ -5,16 +5,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
 
+/** A pid with its start time (clock ticks since boot), as the supervisor records them. */
+interface Identity {
+  pid: number;
+  startTime: number;
+}
+
 export interface ProcessTable {
   url: string;
-  supervisor: { pid: number; socket: string };
-  guardian: { pid: number; log: string };
+  supervisor: Identity & { socket: string };
+  guardian: Identity & { log: string };
   stopDeadlineMs: number;
-  nginx: { url: string; pid: number; log: string };
-  api: { name: string; url: string; pid: number; log: string; restarts: number; health?: string }[];
-  writers: { name: string; health: string; pid: number; log: string; restarts: number }[];
+  nginx: Identity & { url: string; config: string; log: string };
+  api: (Identity & { name: string; url: string; log: string; restarts: number; health?: string })[];
+  writers: (Identity & { name: string; health: string; log: string; restarts: number })[];
   postgres: { primary: string; replica: string };
-  redis: { url: string; pid: number };
+  redis: Identity & { url: string };
 }
 
 export interface ClusterPorts {
