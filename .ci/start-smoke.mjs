@@ -2,8 +2,10 @@
 // what a user does next: one reading through nginx, seen stored through GET /v1/readings/{id},
 // and Ctrl-C (SIGINT to the process group of `npm start`, as a terminal sends it). Passes when
 // every process of the cluster has exited within the supervisor's documented stop deadline.
+// Then, with no cluster up, `npm run cluster -- status`, `npm run migrate` and `npm run loadgen`
+// must each say so in one line and exit 1.
 // Node built-ins only: it runs before anything is installed. Prints "N passed, N failed".
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,19 +40,19 @@ async function until(what, fn, timeoutMs, intervalMs = 200) {
   }
 }
 
-/** Every process of the cluster as the process table and the pid files name it, with what its command line must contain. */
+/** Every process of the cluster as the process table and the pid files name it, with what it must be (see processAlive). */
 function clusterPids(table) {
-  const pg = (d) => readPidFile(join(dataDir, d, 'postmaster.pid'));
+  const pg = (d) => ({ pid: readPidFile(join(dataDir, d, 'postmaster.pid')), expect: { cmd: 'postgres', cwd: join(dataDir, d) } });
   return [
-    ['supervisor', table.supervisor.pid, 'start.mjs'],
-    ['guardian', table.guardian?.pid, 'guardian.mjs'],
-    ['nginx', table.nginx.pid, 'nginx'],
-    ...table.api.map((a) => [a.name, a.pid, 'dist/apps/api/src/main.js']),
-    ...table.writers.map((w) => [w.name, w.pid, 'dist/apps/writer/src/main.js']),
-    ['redis', table.redis.pid, 'redis-server'],
-    ['postgres primary', pg('pg-primary'), 'postgres'],
-    ['postgres replica', pg('pg-replica'), 'postgres'],
-  ].map(([name, pid, token]) => ({ name, pid, token }));
+    { name: 'supervisor', pid: table.supervisor.pid, expect: { cmd: 'start.mjs', startTime: table.supervisor.startTime } },
+    { name: 'guardian', pid: table.guardian.pid, expect: { cmd: 'guardian.mjs', startTime: table.guardian.startTime } },
+    { name: 'nginx', pid: table.nginx.pid, expect: { cmd: table.nginx.config, startTime: table.nginx.startTime } },
+    ...table.api.map((a) => ({ name: a.name, pid: a.pid, expect: { cmd: 'dist/apps/api/src/main.js', startTime: a.startTime } })),
+    ...table.writers.map((w) => ({ name: w.name, pid: w.pid, expect: { cmd: 'dist/apps/writer/src/main.js', startTime: w.startTime } })),
+    { name: 'redis', pid: table.redis.pid, expect: { cmd: 'redis-server', cwd: join(dataDir, 'redis') } },
+    { name: 'postgres primary', ...pg('pg-primary') },
+    { name: 'postgres replica', ...pg('pg-replica') },
+  ];
 }
 
 let table;
@@ -87,11 +89,11 @@ try {
 } catch {
   // npm has already gone
 }
-const allGone = await until('every process of the cluster to exit', () => procs.every((p) => !processAlive(p.pid, p.token)), STOP_DEADLINE_MS, 100).then(
+const allGone = await until('every process of the cluster to exit', () => procs.every((p) => !processAlive(p.pid, p.expect)), STOP_DEADLINE_MS, 100).then(
   () => true,
   () => false,
 );
-const left = procs.filter((p) => processAlive(p.pid, p.token));
+const left = procs.filter((p) => processAlive(p.pid, p.expect));
 check(
   `Ctrl-C stops every process of the cluster (${procs.length}) within the stop deadline (${STOP_DEADLINE_MS / 1000} s)`,
   allGone && procs.length >= 8,
@@ -100,8 +102,31 @@ check(
 check('the supervisor stopped cleanly and removed its process table', readFileSync(logFile, 'utf8').includes('stopped cleanly') && !existsSync(join(dataDir, 'cluster.json')));
 await Promise.race([npmExited, sleep(5_000)]);
 
-// Never leave anything running, whatever failed above.
-if (clusterProcesses(dataDir).length) await stopCluster(dataDir, say);
+// With no cluster up, the helper commands say so in one line (and nothing else on stderr).
+for (const args of [['run', 'cluster', '--', 'status'], ['run', 'migrate'], ['run', 'loadgen']]) {
+  const r = spawnSync('npm', ['--silent', ...args], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
+  const lines = r.stderr.trim().split('\n').filter(Boolean);
+  check(`npm ${args.join(' ')} with no cluster up: exit 1 and one line "no cluster is running …"`, r.status === 1 && lines.length === 1 && lines[0].startsWith('no cluster is running'), `exit ${r.status}: ${r.stderr.trim().slice(-300)}`);
+}
+
 const failed = results.filter((ok) => !ok).length;
+if (failed) {
+  // The evidence, before CI throws the folder away.
+  const tail = (file, n = 40) => (existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n') : `(no ${file})`);
+  console.log(`--- last lines of npm start's output (${logFile})\n${tail(logFile)}`);
+  console.log(`--- last lines of the guardian's log\n${tail(join(dataDir, 'logs', 'guardian.log'), 20)}`);
+}
+// Never leave anything running, whatever failed above: the cluster, then a supervisor or
+// guardian that hangs.
+if (clusterProcesses(dataDir).length) await stopCluster(dataDir, say);
+for (const p of procs.filter((q) => ['supervisor', 'guardian'].includes(q.name) && processAlive(q.pid, q.expect))) {
+  say(`${p.name} (pid ${p.pid}) still runs; killing it`);
+  process.kill(p.pid, 'SIGKILL');
+}
+try {
+  process.kill(-npm.pid, 'SIGKILL');
+} catch {
+  // npm's group has gone, as it should have
+}
 console.log(`${results.length - failed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
