@@ -1,5 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +21,30 @@ import { testRunPrefix } from '../support/readings-factory.js';
 import { stackControl } from '../support/stack-control.js';
 
 const stack = inject('stack');
+
+/** A POST with a chunked body of one chunk of `size` bytes, left open, over a raw socket; resolves with the answer. */
+function rawChunkedPost(url: string, size: number): Promise<{ status: number; body: string; json: any }> {
+  const { hostname, port, pathname } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let raw = '';
+    const timer = setTimeout(() => socket.destroy(new Error('no answer within 10 s')), 10_000);
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => {
+      raw += c;
+      const split = raw.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(raw.slice(0, split))?.[1] ?? NaN);
+      if (split < 0 || raw.length < split + 4 + length) return;
+      clearTimeout(timer);
+      socket.destroy();
+      const body = raw.slice(split + 4, split + 4 + length);
+      resolve({ status: Number(raw.slice(9, 12)), body, json: JSON.parse(body) });
+    });
+    socket.on('error', reject);
+    socket.write(`POST ${pathname} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${size.toString(16)}\r\n`);
+    socket.write('x'.repeat(size));
+  });
+}
 
 /** A POST that announces `contentLength` bytes of JSON, sends none of them, and resolves with the answer. */
 function headersOnlyPost(url: string, contentLength: number): Promise<{ status: number; contentType: string; body: string; json: any }> {
@@ -205,6 +230,17 @@ describe('intake end to end: API and writer as separate processes', () => {
       const res = await headersOnlyPost(`${api.url}/v1/readings`, 2 * 1_048_576);
       expect(res.status).toBe(413);
       expect(res.contentType).toMatch(/^application\/json/);
+      expect(res.json.error.code).toEqual(expect.any(String));
+      expect(res.body).not.toContain('    at ');
+    });
+
+    it('a streamed body (no Content-Length) that grows past the limit: 413 with a JSON error', async () => {
+      // One chunk of limit + 1 bytes and nothing after it (not even the chunk's closing CRLF): the
+      // API has read every byte sent when it answers, so its close cannot reset the connection
+      // under the answer, whatever the timing.
+      const limit = 1_048_576;
+      const res = await rawChunkedPost(`${api.url}/v1/readings`, limit + 1);
+      expect(res.status).toBe(413);
       expect(res.json.error.code).toEqual(expect.any(String));
       expect(res.body).not.toContain('    at ');
     });
