@@ -439,7 +439,11 @@ async function drill(part, action) {
 
 /** The one stop; a second call (another signal, a failed start) waits for the first. It ends the process. */
 function shutdown(reason, exitCode = 0) {
-  shutdownPromise ??= stopEverything(reason, exitCode);
+  shutdownPromise ??= stopEverything(reason, exitCode).catch((err) => {
+    // The table stays: the guardian, which sees this process end, finishes the stop.
+    log(`the stop failed (${err.message}); the guardian stops what is left`);
+    process.exit(1);
+  });
   return shutdownPromise;
 }
 
