@@ -42,7 +42,7 @@ async function until(what, fn, timeoutMs, intervalMs = 200) {
 
 /** Every process of the cluster as the process table and the pid files name it, with what it must be (see processAlive). */
 function clusterPids(table) {
-  const pg = (d) => ({ pid: readPidFile(join(dataDir, d, 'postmaster.pid')), expect: { cmd: 'postgres', cwd: join(dataDir, d) } });
+  const pg = (d) => ({ pid: readPidFile(join(dataDir, d, 'postmaster.pid')), expect: { cmd: 'postgres', arg: join(dataDir, d), cwd: join(dataDir, d) } });
   return [
     { name: 'supervisor', pid: table.supervisor.pid, expect: { cmd: 'start.mjs', startTime: table.supervisor.startTime } },
     { name: 'guardian', pid: table.guardian.pid, expect: { cmd: 'guardian.mjs', startTime: table.guardian.startTime } },
@@ -83,6 +83,9 @@ try {
 // Ctrl-C.
 table ??= readTable(dataDir);
 const procs = table ? clusterPids(table).filter((p) => p.pid) : [];
+// What the stop is judged on must have run before it: a process that was never there proves nothing.
+const notRunning = procs.filter((p) => !processAlive(p.pid, p.expect));
+check(`before Ctrl-C, every process of the cluster (${procs.length}) runs and is what the table says`, procs.length >= 9 && notRunning.length === 0, notRunning.map((p) => `${p.name} ${p.pid}`).join(', '));
 const stopAt = Date.now();
 try {
   process.kill(-npm.pid, 'SIGINT');
@@ -96,7 +99,7 @@ const allGone = await until('every process of the cluster to exit', () => procs.
 const left = procs.filter((p) => processAlive(p.pid, p.expect));
 check(
   `Ctrl-C stops every process of the cluster (${procs.length}) within the stop deadline (${STOP_DEADLINE_MS / 1000} s)`,
-  allGone && procs.length >= 8,
+  allGone && procs.length >= 9,
   allGone ? `${Date.now() - stopAt} ms` : `still running: ${left.map((p) => `${p.name} ${p.pid}`).join(', ')}`,
 );
 check('the supervisor stopped cleanly and removed its process table', readFileSync(logFile, 'utf8').includes('stopped cleanly') && !existsSync(join(dataDir, 'cluster.json')));

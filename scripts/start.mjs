@@ -10,15 +10,15 @@
 // the same stop; a later `npm start` stops whatever is still left before starting again.
 // Everything imported statically here uses Node built-ins only: on a fresh clone this runs
 // before the npm dependencies are installed.
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
-import { identity, removeTable, writeTable } from './cluster/process-table.mjs';
+import { identity, processAlive, removeTable, writeTable } from './cluster/process-table.mjs';
 import { clearLeftovers, stopCluster } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
 import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
@@ -95,6 +95,45 @@ ensureDependencies();
 ensureSystemPackages(useCockroach ? ['redis-server', 'nginx'] : ['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
+// One supervisor per data folder, from here on: the lock names this process (pid and start time);
+// a lock whose holder has gone is taken over. Without it two `npm start`s begun at once could
+// both get past the checks below and stop each other's servers.
+const lockFile = join(dataDir, 'supervisor.lock');
+function takeLock() {
+  mkdirSync(dataDir, { recursive: true });
+  for (;;) {
+    try {
+      writeFileSync(lockFile, JSON.stringify(identity(process.pid)), { flag: 'wx' });
+      return undefined;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+    let holder;
+    try {
+      holder = JSON.parse(readFileSync(lockFile, 'utf8'));
+    } catch {
+      holder = undefined; // half written by a holder that died at that moment
+    }
+    if (holder && processAlive(holder.pid, { cmd: 'start.mjs', startTime: holder.startTime })) return holder;
+    rmSync(lockFile, { force: true });
+  }
+}
+const lockHolder = takeLock();
+if (lockHolder) {
+  console.error(`meter-intake is already running on this data folder (supervisor pid ${lockHolder.pid}). See npm run cluster -- status; stop it with Ctrl-C in its terminal or kill ${lockHolder.pid}.`);
+  process.exit(1);
+}
+process.on('exit', () => {
+  const holder = (() => {
+    try {
+      return JSON.parse(readFileSync(lockFile, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  })();
+  if (holder?.pid === process.pid) rmSync(lockFile, { force: true });
+});
+
 // A cluster of an earlier run on this data folder: refuse if its supervisor lives; otherwise stop
 // what it left (cleanly: the writers flush, PostgreSQL shuts down fast) and start afresh.
 try {
@@ -117,6 +156,7 @@ for (const [name, port] of Object.entries(ports)) {
 if (args.fresh) {
   log(`--fresh: removing ${rel(dataDir)}`);
   rmSync(dataDir, { recursive: true, force: true });
+  takeLock(); // the folder, lock included, is new
 }
 mkdirSync(logsDir, { recursive: true });
 rmSync(socketPath, { force: true });
@@ -155,6 +195,7 @@ const stopRequestedDuringStartup = new Promise((r) => (wakeStartup = r));
  * benchmark: the watchdog leaves them down until `start`.
  */
 const held = new Set();
+const deadlineOf = (part) => STOP_DEADLINES_MS[part.name.startsWith('api-') ? 'api' : 'writer'];
 
 // Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all stop the cluster in order. During start-up
 // the stop begins as soon as the step in progress (a server start, a migration) has ended, so that
@@ -180,7 +221,7 @@ async function checkpoint() {
  */
 function startGuardian() {
   const out = openSync(join(logsDir, 'guardian.log'), 'a');
-  guardian = spawn(process.execPath, [join(root, 'scripts', 'cluster', 'guardian.mjs'), dataDir, String(process.pid)], { stdio: ['pipe', out, out], detached: true });
+  guardian = spawn(process.execPath, [join(root, 'scripts', 'cluster', 'guardian.mjs'), dataDir, String(process.pid), String(identity(process.pid).startTime)], { stdio: ['pipe', out, out], detached: true });
   closeSync(out);
   guardian.unref();
   guardian.on('error', (err) => log(`guardian: ${err.message}`));
@@ -192,6 +233,8 @@ function processTable() {
   const retiringOf = (kind) => [...retiring].filter((p) => p.name.startsWith(`${kind}-`)).map(part);
   return {
     updatedAt: new Date().toISOString(),
+    // The control socket scales and stops parts only when 'ready' (it answers 503 otherwise).
+    state: shuttingDown ? 'stopping' : startupDone ? 'ready' : 'starting',
     supervisor: { ...identity(process.pid), socket: socketPath },
     guardian: { ...identity(guardian?.pid), log: join(logsDir, 'guardian.log') },
     stopDeadlineMs: STOP_DEADLINE_MS,
@@ -312,9 +355,21 @@ const appEnv = {
 };
 
 log('applying migrations');
-const migrate = spawnSync(process.execPath, ['dist/libs/database/src/migrate.main.js'], { cwd: root, env: { ...appEnv, ...database.migrateEnv }, stdio: 'inherit' });
-if (migrate.status !== 0) {
-  log('migrations failed; see the output above');
+// Not spawnSync: signals must still be handled while it runs. Its own process group, so a
+// terminal's Ctrl-C reaches this process only, which then stops it as part of the stop.
+const migrate = spawn(process.execPath, ['dist/libs/database/src/migrate.main.js'], { cwd: root, env: { ...appEnv, ...database.migrateEnv }, stdio: 'inherit', detached: true });
+const migrated = new Promise((resolve) => {
+  migrate.once('exit', (code, signal) => resolve(code ?? signal));
+  migrate.once('error', (err) => resolve(err.message));
+});
+const migration = await Promise.race([migrated, stopRequestedDuringStartup.then(() => 'stop requested')]);
+if (migration === 'stop requested') {
+  migrate.kill('SIGTERM');
+  await migrated;
+  await checkpoint();
+}
+if (migration !== 0) {
+  log(`migrations failed (${migration}); see the output above`);
   await shutdown('start-up failure', 1);
 }
 await checkpoint();
@@ -347,10 +402,11 @@ async function startPart(kind) {
   return proc;
 }
 
-const deadlineOf = (part) => STOP_DEADLINES_MS[part.name.startsWith('api-') ? 'api' : 'writer'];
-
 async function status() {
-  const table = processTable();
+  // One copy of the lists: a scale step may change them while the probes below are out.
+  const [apiParts, writerParts] = [[...apis], [...writers]];
+  const full = processTable();
+  const table = { ...full, api: full.api.filter((a) => apiParts.some((p) => p.name === a.name)), writers: full.writers.filter((w) => writerParts.some((p) => p.name === w.name)) };
   const probe = async (url) => {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
@@ -360,7 +416,8 @@ async function status() {
     }
   };
   table.nginx.health = await probe(`${table.nginx.url}/health/live`);
-  await Promise.all([...apis.map(async (a, i) => (table.api[i].health = await a.health())), ...writers.map(async (w, i) => (table.writers[i].health = await w.health()))]);
+  const byName = (list, name) => list.find((entry) => entry.name === name);
+  await Promise.all([...apiParts.map(async (a) => (byName(table.api, a.name).health = await a.health())), ...writerParts.map(async (w) => (byName(table.writers, w.name).health = await w.health()))]);
   await database.health(table);
   table.redis.health = await stack.redis.cli('PING').then((r) => (r === 'PONG' ? 'ready' : r), () => 'down');
   return table;
@@ -372,8 +429,7 @@ async function readyOrRemoved(part, list) {
     await part.waitReady();
   } catch (err) {
     list.splice(list.indexOf(part), 1);
-    await part.stop(deadlineOf(part));
-    saveProcessTable();
+    await retire(part);
     throw err;
   }
 }
@@ -452,14 +508,20 @@ async function stopEverything(reason, exitCode) {
   log(`${reason}: stopping nginx (in-flight requests finish), then the APIs and the writers (they drain and flush), then Redis and ${useCockroach ? 'CockroachDB' : 'PostgreSQL'}`);
   control?.close();
   clearInterval(watchdog);
-  // A watchdog round in progress may be starting nginx, Redis or PostgreSQL again: let it end.
-  while (watching) await sleep(50);
+  for (const p of [...apis, ...writers, ...retiring]) p.noMoreRestarts();
+  // A watchdog round in progress may be starting nginx, Redis or PostgreSQL again: let it end
+  // (it checks shuttingDown before each start; one already under way is bounded).
+  const roundEnds = Date.now() + STOP_DEADLINES_MS.watchdogRound;
+  while (watching && Date.now() < roundEnds) await sleep(50);
   await nginx.stop(STOP_DEADLINES_MS.nginx);
   await Promise.all([...apis, ...writers, ...retiring].map((p) => p.stop(deadlineOf(p))));
-  await stack?.stop().catch((err) => log(`stopping ${useCockroach ? 'Redis and CockroachDB' : 'Redis and PostgreSQL'}: ${err.message}`));
-  // Whatever the steps above did not reach (a server whose stop failed, one started by a step that
-  // was still running): the same stop, by process table and pid files, as the guardian's.
-  const left = await stopCluster(dataDir, log);
+  // Redis (and CockroachDB's nodes) by their handles; PostgreSQL below, by the sweep alone, so
+  // that it gets one fast, immediate, SIGKILL sequence rather than two.
+  await (useCockroach ? stack?.stop() : stack?.redis.stop())?.catch((err) => log(`stopping ${useCockroach ? 'Redis and CockroachDB' : 'Redis'}: ${err.message}`));
+  // PostgreSQL, and whatever the steps above did not reach (a server whose stop failed, one a
+  // watchdog round started regardless): the same stop, by process table and pid files, as the guardian's.
+  const swept = await stopCluster(dataDir, log);
+  const left = swept.filter((p) => p.kind !== 'postgres' || useCockroach);
   if (left.length) log(`also stopped: ${left.map((p) => `${p.name} (${p.pid})`).join(', ')}`);
   // Last: with the table gone, the guardian (which sees this process end) has nothing to do.
   rmSync(socketPath, { force: true });
@@ -474,6 +536,8 @@ control = createHttpServer((req, res) => {
     res.writeHead(code, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
+  // Nothing is scaled, stopped or started before the cluster is up or once its stop has begun.
+  if (!startupDone || shuttingDown) return reply(503, { error: shuttingDown ? 'the cluster is stopping' : 'the cluster is still starting' });
   if (req.method === 'GET' && req.url === '/status') {
     status().then((s) => reply(200, s), (err) => reply(500, { error: String(err) }));
     return;
@@ -493,7 +557,9 @@ control = createHttpServer((req, res) => {
           return reply(400, { error: `${k}=${v}: expected api=1..32 and writers=0..32` });
         }
       }
-      scale(target).then(() => status().then((s) => reply(200, s)), (err) => reply(500, { error: String(err) }));
+      scale(target)
+        .then(() => status())
+        .then((s) => reply(200, s), (err) => reply(500, { error: String(err) }));
     });
     return;
   }
@@ -504,7 +570,13 @@ control = createHttpServer((req, res) => {
   }
   reply(404, { error: 'GET /status, POST /scale, POST /stop/<postgres|redis> or POST /start/<postgres|redis>' });
 });
-await new Promise((r) => control.listen(socketPath, r));
+await new Promise((resolve) => {
+  control.once('error', (err) => {
+    log(`control socket ${socketPath}: ${err.message}`);
+    void shutdown('start-up failure', 1);
+  });
+  control.listen(socketPath, resolve);
+});
 
 try {
   for (let i = 0; i < wanted.writers; i++) {
@@ -523,8 +595,8 @@ try {
   log(`${err.message}`);
   await shutdown('start-up failure', 1);
 }
-saveProcessTable();
 startupDone = true;
+saveProcessTable();
 await checkpoint();
 
 /**
@@ -537,12 +609,12 @@ watchdog = setInterval(async () => {
   if (shuttingDown || watching) return;
   watching = true;
   try {
-    if (guardian.exitCode !== null || guardian.signalCode !== null) {
+    if (!shuttingDown && (guardian.exitCode !== null || guardian.signalCode !== null)) {
       log(`the guardian exited (${guardian.signalCode ?? `code ${guardian.exitCode}`}); starting it again (log: ${rel(join(logsDir, 'guardian.log'))})`);
       startGuardian();
       saveProcessTable();
     }
-    if (nginx.child && (nginx.child.exitCode !== null || nginx.child.signalCode !== null)) {
+    if (!shuttingDown && nginx.child && (nginx.child.exitCode !== null || nginx.child.signalCode !== null)) {
       log(`nginx exited; restarting it (log: ${rel(nginx.logFile)})`);
       // Workers outlive a killed master and keep the port: end the whole process group first.
       try {
@@ -553,7 +625,7 @@ watchdog = setInterval(async () => {
       await nginx.start(apis);
       saveProcessTable();
     }
-    if (!stack.redis.running && !held.has('redis')) {
+    if (!shuttingDown && !stack.redis.running && !held.has('redis')) {
       log(`redis exited; restarting it (log: ${rel(stack.redis.logFile)})`);
       await stack.redis.start();
       saveProcessTable();

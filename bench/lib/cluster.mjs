@@ -47,7 +47,7 @@ export class BenchCluster {
       async () => {
         if (this.child.exitCode !== null) throw Object.assign(new Error(`the supervisor exited (${this.child.exitCode}); see ${this.logFile}`), { fatal: true });
         const table = this.table();
-        if (table?.supervisor?.pid !== this.child.pid) return false;
+        if (table?.supervisor?.pid !== this.child.pid || table.state !== 'ready') return false;
         const res = await fetch(`${this.url}/health/ready`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
         return res?.status === 200;
       },

@@ -9,7 +9,7 @@
 //     after a clean stop), that cluster is not its business: it exits;
 //   - otherwise it stops what the process table and the pid files name, in the supervisor's order
 //     (stop-cluster.mjs), removes the table and exits.
-// Usage (by the supervisor only): node scripts/cluster/guardian.mjs <data folder> <supervisor pid>
+// Usage (by the supervisor only): node scripts/cluster/guardian.mjs <data folder> <supervisor pid> <its start time>
 // Node built-ins only, and no work while the supervisor lives: it just waits on the pipe.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +18,9 @@ import { clusterProcesses, STOP_DEADLINE_MS, stopCluster } from './stop-cluster.
 
 const dataDir = process.argv[2];
 const supervisorPid = Number(process.argv[3]);
+const supervisorStartTime = Number(process.argv[4]);
 if (!dataDir || !Number.isInteger(supervisorPid)) {
-  console.error('usage: node scripts/cluster/guardian.mjs <data folder> <supervisor pid> (started by npm start, not by hand)');
+  console.error('usage: node scripts/cluster/guardian.mjs <data folder> <supervisor pid> <its start time> (started by npm start, not by hand)');
   process.exit(2);
 }
 const log = (message) => process.stderr.write(`[guardian ${new Date().toISOString()}] ${message}\n`);
@@ -37,7 +38,7 @@ async function supervisorGone(reason) {
     // The supervisor stopped cleanly: it removes the table as its very last step.
     process.exit(0);
   }
-  if (table.supervisor?.pid !== supervisorPid) {
+  if (table.supervisor?.pid !== supervisorPid || (supervisorStartTime && table.supervisor?.startTime !== supervisorStartTime)) {
     log(`the process table names supervisor pid ${table.supervisor?.pid}, not ${supervisorPid}: a later run's cluster; leaving it alone`);
     process.exit(0);
   }
@@ -57,7 +58,12 @@ async function supervisorGone(reason) {
 }
 
 process.stdin.on('data', () => undefined); // the supervisor never writes; reading keeps 'end' coming
-process.stdin.on('end', () => void supervisorGone('its pipe closed'));
-process.stdin.on('close', () => void supervisorGone('its pipe closed'));
-process.stdin.on('error', (err) => void supervisorGone(`pipe error ${err.code ?? err.message}`));
+const gone = (reason) =>
+  supervisorGone(reason).catch((err) => {
+    log(`the stop failed: ${err.stack ?? err.message}; the next npm start stops what is left`);
+    process.exit(1);
+  });
+process.stdin.on('end', () => void gone('its pipe closed'));
+process.stdin.on('close', () => void gone('its pipe closed'));
+process.stdin.on('error', (err) => void gone(`pipe error ${err.code ?? err.message}`));
 log(`watching the supervisor of ${dataDir}`);

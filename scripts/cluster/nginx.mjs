@@ -75,7 +75,7 @@ export class NginxProcess {
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     await waitFor('nginx', async () => {
       if (this.child.exitCode !== null) throw Object.assign(new Error(`nginx exited; see ${this.logFile}`), { fatal: true });
-      const res = await fetch(`http://127.0.0.1:${this.listen}/health/live`).catch(() => undefined);
+      const res = await fetch(`http://127.0.0.1:${this.listen}/health/live`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
       return res !== undefined;
     }, 15_000);
   }

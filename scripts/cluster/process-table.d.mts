@@ -1,5 +1,6 @@
 export interface Expected {
   cmd?: string;
+  arg?: string;
   startTime?: number;
   cwd?: string;
   stdout?: string;

@@ -85,10 +85,15 @@ function real(path) {
 
 /**
  * True when `pid` runs and is the process `expect` describes; every given field must hold:
- *   cmd        a string its command line contains (an entry file, a program name, a data path);
+ *   cmd        a string its command line contains (an entry file, a program name);
+ *   arg        a whole argument of its command line (a config file, a data folder), not a part
+ *              of a longer one: /a/.data does not match /x/a/.data or /a/.data2;
  *   startTime  its start time as recorded when it was spawned (see identity());
  *   cwd        its working directory (Redis and PostgreSQL change to their data folder);
  *   stdout     where its standard output goes (the replicas' and writers' log files).
+ * cwd and stdout are read from /proc/<pid>/, which another user's process (PostgreSQL's, when we
+ * are root without CAP_SYS_PTRACE) does not show: unreadable counts as unknown, not as a mismatch,
+ * so each caller pairs them with a check that is always readable.
  * A pid from a table or a pid file may belong to an unrelated process after a reboot or once it
  * has been recycled, or to this very process; none of those is ever taken for a cluster part.
  */
@@ -109,15 +114,25 @@ export function processAlive(pid, expect = {}) {
   // A zombie (exited, not yet reaped by its parent) has an empty command line: it is gone.
   if (cmdline.length === 0) return false;
   if (expect.cmd !== undefined && !cmdline.includes(expect.cmd)) return false;
+  if (expect.arg !== undefined && !` ${cmdline} `.includes(` ${expect.arg} `)) return false;
   if (expect.startTime !== undefined && startTime(pid) !== expect.startTime) return false;
-  if (expect.cwd !== undefined && link(`/proc/${pid}/cwd`) !== real(expect.cwd)) return false;
-  if (expect.stdout !== undefined && link(`/proc/${pid}/fd/1`) !== real(expect.stdout)) return false;
+  const differs = (path, expected) => {
+    const seen = link(path);
+    return seen !== undefined && seen !== real(expected) && seen !== `${real(expected)} (deleted)`;
+  };
+  if (expect.cwd !== undefined && differs(`/proc/${pid}/cwd`, expect.cwd)) return false;
+  if (expect.stdout !== undefined && differs(`/proc/${pid}/fd/1`, expect.stdout)) return false;
   return true;
 }
 
 /** The first line of a pid file as a number (PostgreSQL's postmaster.pid has more lines). */
 export function readPidFile(file) {
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]?.trim());
+  let text;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined; // none, or removed by its server just now
+  }
+  const pid = Number(text.split('\n')[0]?.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }

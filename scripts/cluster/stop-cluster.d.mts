@@ -1,5 +1,5 @@
 import type { Expected } from './process-table.mjs';
-export const STOP_DEADLINES_MS: Readonly<{ nginx: number; api: number; writer: number; redis: number; cockroach: number; postgresFast: number; postgresImmediate: number; kill: number }>;
+export const STOP_DEADLINES_MS: Readonly<{ nginx: number; api: number; writer: number; redis: number; cockroach: number; postgresFast: number; postgresImmediate: number; kill: number; postgresSettle: number; watchdogRound: number }>;
 export const STOP_DEADLINE_MS: number;
 export interface ClusterProcess {
   name: string;

@@ -40,10 +40,11 @@ export function clusterProcesses(dataDir) {
   };
   const fromTable = (entry) => (entry?.pid && entry.startTime ? [{ pid: entry.pid, startTime: entry.startTime }] : []);
   const nginxConf = join(dataDir, 'nginx', 'nginx.conf');
-  add('nginx', 'nginx', [readPidFile(join(dataDir, 'nginx', 'nginx.pid')), table.nginx?.pid], { cmd: nginxConf });
+  add('nginx', 'nginx', [readPidFile(join(dataDir, 'nginx', 'nginx.pid')), table.nginx?.pid], { cmd: 'nginx', arg: nginxConf });
   for (const [kind, list] of [['api', table.api], ['writer', table.writers], ['api', table.retiring?.api], ['writer', table.retiring?.writers]]) {
     for (const part of list ?? []) {
-      for (const { pid, startTime } of fromTable(part)) add(part.name, kind, [pid], { cmd: ENTRY[kind], startTime, ...(part.log ? { stdout: part.log } : {}) });
+      // Start time and boot id identify it; its log file is not checked (it may have been rotated).
+      for (const { pid, startTime } of fromTable(part)) add(part.name, kind, [pid], { cmd: ENTRY[kind], startTime });
     }
   }
   add('redis', 'redis', [readPidFile(join(dataDir, 'redis', 'redis.pid')), table.redis?.pid], { cmd: 'redis-server', cwd: join(dataDir, 'redis') });
@@ -52,13 +53,15 @@ export function clusterProcesses(dataDir) {
     const tablePids = new Map((table.cockroach?.nodes ?? []).map((n) => [n.name, n.pid]));
     for (const node of readdirSync(cockroachDir).filter((dir) => /^node\d+$/.test(dir)).sort()) {
       const name = `cockroach-${node.slice(4)}`;
-      add(name, 'cockroach', [readPidFile(join(cockroachDir, node, 'cockroach.pid')), tablePids.get(name)], { cmd: `--store=path=${join(cockroachDir, node)}` });
+      add(name, 'cockroach', [readPidFile(join(cockroachDir, node, 'cockroach.pid')), tablePids.get(name)], { cmd: 'cockroach', arg: `--store=path=${join(cockroachDir, node)}` });
     }
   }
   // Replica before primary: that is the order they are stopped in.
   for (const [name, dir] of [['postgres replica', 'pg-replica'], ['postgres primary', 'pg-primary']]) {
     const pgData = join(dataDir, dir);
-    add(name, 'postgres', [readPidFile(join(pgData, 'postmaster.pid'))], { cmd: 'postgres', cwd: pgData }, { dataDir: pgData });
+    // pg_ctl starts it as `postgres -D <folder> …`: the folder is a whole argument, readable as
+    // any user (its working directory, checked too, is not when we are root and it is not).
+    add(name, 'postgres', [readPidFile(join(pgData, 'postmaster.pid'))], { cmd: 'postgres', arg: pgData, cwd: pgData }, { dataDir: pgData });
   }
   return [...found.values()];
 }
@@ -98,14 +101,16 @@ async function stopPostgres(p, log) {
   const pgCtlStop = (mode, ms) => {
     const args = ['-D', p.dataDir, '-m', mode, '-w', '-t', String(ms / 1000), 'stop'];
     const [cmd, argv] = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', pgCtl, ...args]] : [pgCtl, args];
-    return spawnSync(cmd, argv, { encoding: 'utf8', timeout: ms + 5_000 });
+    // The deadline is pg_ctl's own -t; the spawn's timeout only guards against a pg_ctl that hangs.
+    return spawnSync(cmd, argv, { encoding: 'utf8', timeout: ms + 1_000 });
   };
-  pgCtlStop('fast', STOP_DEADLINES_MS.postgresFast);
-  if (!processAlive(p.pid, p.expect)) return;
-  log(`${p.name} did not finish a fast shutdown within ${STOP_DEADLINES_MS.postgresFast} ms; stopping it with -m immediate`);
-  pgCtlStop('immediate', STOP_DEADLINES_MS.postgresImmediate);
-  if (!processAlive(p.pid, p.expect)) return;
-  log(`${p.name} (pid ${p.pid}) did not stop with -m immediate either; killing it`);
+  // pg_ctl returns once postmaster.pid is gone, a moment before the process itself has exited.
+  const fast = pgCtlStop('fast', STOP_DEADLINES_MS.postgresFast);
+  if (await exited(p, 1_000)) return;
+  log(`${p.name} did not finish a fast shutdown within ${STOP_DEADLINES_MS.postgresFast} ms (${(fast.stderr || fast.stdout || String(fast.error ?? '')).trim().split('\n').at(-1)}); stopping it with -m immediate`);
+  const immediate = pgCtlStop('immediate', STOP_DEADLINES_MS.postgresImmediate);
+  if (await exited(p, 1_000)) return;
+  log(`${p.name} (pid ${p.pid}) did not stop with -m immediate either (${(immediate.stderr || immediate.stdout || String(immediate.error ?? '')).trim().split('\n').at(-1)}); killing it`);
   signal(p, 'SIGKILL');
   await exited(p, STOP_DEADLINES_MS.kill);
 }
@@ -119,10 +124,18 @@ async function stopPostgres(p, log) {
 export async function stopCluster(dataDir, log = () => {}) {
   const procs = clusterProcesses(dataDir);
   const of = (...kinds) => procs.filter((p) => kinds.includes(p.kind));
-  await Promise.all(of('nginx').map((p) => stopOne(p, log)));
-  await Promise.all(of('api', 'writer').map((p) => stopOne(p, log)));
-  await Promise.all(of('redis', 'cockroach').map((p) => stopOne(p, log)));
-  for (const p of of('postgres')) await stopPostgres(p, log);
+  // A stage that fails (a pg_ctl that cannot run, say) is logged; the later stages still run.
+  const stage = async (what, fn) => {
+    try {
+      await fn();
+    } catch (err) {
+      log(`stopping ${what}: ${err.message}`);
+    }
+  };
+  await stage('nginx', () => Promise.all(of('nginx').map((p) => stopOne(p, log))));
+  await stage('the API replicas and writers', () => Promise.all(of('api', 'writer').map((p) => stopOne(p, log))));
+  await stage('Redis and CockroachDB', () => Promise.all(of('redis', 'cockroach').map((p) => stopOne(p, log))));
+  for (const p of of('postgres')) await stage(p.name, () => stopPostgres(p, log));
   return procs;
 }
 

@@ -30,6 +30,7 @@ export class Supervised {
         this.restarts++;
         this.log(`${this.name} exited (${signal ?? `code ${code}`}); restarting in ${delay} ms (restart #${this.restarts}; log: ${this.logFile})`);
         this.restartTimer = setTimeout(() => {
+          this.restartTimer = undefined;
           if (this.stopping) return;
           this.start();
         }, delay);
@@ -61,10 +62,16 @@ export class Supervised {
     }, timeoutMs, 100);
   }
 
-  /** SIGTERM, then SIGKILL after `timeoutMs`. The apps drain on SIGTERM. */
-  async stop(timeoutMs) {
+  /** From now on an exit is final: no restart (the cluster is stopping). */
+  noMoreRestarts() {
     this.stopping = true;
     clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`. The apps drain on SIGTERM. */
+  async stop(timeoutMs) {
+    this.noMoreRestarts();
     if (!this.running) return;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => {

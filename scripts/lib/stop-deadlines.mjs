@@ -15,15 +15,22 @@ export const STOP_DEADLINES_MS = Object.freeze({
   postgresImmediate: 10_000,
   /** how long a process gets to disappear after SIGKILL */
   kill: 5_000,
+  /** per pg_ctl call: the exit that follows its return, and a hung pg_ctl's own margin */
+  postgresSettle: 2_000,
+  /** the supervisor only: a watchdog round that is restarting a server when the stop begins */
+  watchdogRound: 10_000,
 });
 
 const d = STOP_DEADLINES_MS;
 
+const postgresServer = d.postgresFast + d.postgresImmediate + 2 * d.postgresSettle + d.kill;
+
 /**
- * The bound on a whole stop, from the order the stages run in: nginx; the API replicas and
- * writers together; then Redis and the PostgreSQL replica and primary one after the other, or
- * Redis and the CockroachDB nodes together. Each stage counts its SIGKILL grace. A stop of a
- * local cluster takes well under a second when nothing is stuck; this is the worst case.
+ * The bound on a whole stop, from the order the stages run in: (the supervisor's) a watchdog round
+ * in progress; nginx; the API replicas and writers together; then Redis and the PostgreSQL replica
+ * and primary one after the other, or Redis and the CockroachDB nodes together. Each stage counts
+ * its SIGKILL grace. A stop of a local cluster takes well under a second when nothing is stuck;
+ * this is the worst case, with every last resort taken.
  */
 export const STOP_DEADLINE_MS =
-  d.nginx + d.kill + Math.max(d.api, d.writer) + d.kill + Math.max(d.redis + d.kill + 2 * (d.postgresFast + d.postgresImmediate + d.kill), Math.max(d.redis, d.cockroach) + d.kill);
+  d.watchdogRound + d.nginx + d.kill + Math.max(d.api, d.writer) + d.kill + Math.max(d.redis + d.kill + 2 * postgresServer, Math.max(d.redis, d.cockroach) + d.kill);

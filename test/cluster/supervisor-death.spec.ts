@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Expected, processAlive, readPidFile, readTable } from '../../scripts/cluster/process-table.mjs';
 import { clusterProcesses, STOP_DEADLINE_MS, stopCluster } from '../../scripts/cluster/stop-cluster.mjs';
 import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
-import { type Cluster, type ProcessTable, startCluster, steadyLoad } from '../support/cluster.js';
+import { type Cluster, control, type ProcessTable, startCluster, steadyLoad } from '../support/cluster.js';
 import { Ledger, outcomeOf, validReading, verifyLedger } from '../support/ledger.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 
@@ -16,7 +16,7 @@ const STOP_TEST_TIMEOUT_MS = STOP_DEADLINE_MS + 180_000;
 
 /** Every process of a running cluster, with what it must be (the checks processAlive makes). */
 function processesOf(dir: string, table: ProcessTable): { name: string; pid: number; expect: Expected }[] {
-  const pg = (sub: string) => ({ pid: readPidFile(join(dir, sub, 'postmaster.pid'))!, expect: { cmd: 'postgres', cwd: join(dir, sub) } });
+  const pg = (sub: string) => ({ pid: readPidFile(join(dir, sub, 'postmaster.pid'))!, expect: { cmd: 'postgres', arg: join(dir, sub), cwd: join(dir, sub) } });
   const list = [
     { name: 'guardian', pid: table.guardian.pid, expect: { cmd: 'guardian.mjs', startTime: table.guardian.startTime } },
     { name: 'nginx', pid: table.nginx.pid, expect: { cmd: table.nginx.config, startTime: table.nginx.startTime } },
@@ -28,6 +28,36 @@ function processesOf(dir: string, table: ProcessTable): { name: string; pid: num
   ];
   for (const p of list) expect(processAlive(p.pid, p.expect), `${p.name} (pid ${p.pid}) runs before the kill`).toBe(true);
   return list;
+}
+
+/**
+ * Every process whose working directory, standard output or standard error lies inside `dir`,
+ * found by scanning /proc rather than by any list the cluster keeps: what a stop missed shows up
+ * here even if no table or pid file ever named it. This test process itself is left out.
+ */
+function processesInside(dir: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)) {
+    for (const link of ['cwd', 'fd/1', 'fd/2']) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/${link}`);
+      } catch {
+        continue; // gone meanwhile, or not ours to read
+      }
+      if (target === dir || target.startsWith(`${dir}/`)) {
+        let cmd = '';
+        try {
+          cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+        } catch {
+          // gone meanwhile
+        }
+        if (cmd) found.push(`${pid} (${link} -> ${target}): ${cmd}`);
+        break;
+      }
+    }
+  }
+  return found;
 }
 
 function ledgerOf(results: Awaited<ReturnType<typeof steadyLoad>>): Ledger {
@@ -98,6 +128,8 @@ describe('a supervisor that dies by SIGKILL leaves nothing running', () => {
       await waitFor('every process of the cluster to exit', () => procs.every((p) => !processAlive(p.pid, p.expect)), STOP_DEADLINE_MS, 100);
       console.log(`supervisor SIGKILLed: the guardian stopped ${procs.length} processes in ${Date.now() - killedAt} ms (bound ${STOP_DEADLINE_MS} ms)`);
       expect(clusterProcesses(first.dir)).toEqual([]);
+      await waitFor('the guardian to exit', () => !processAlive(table.guardian.pid, { cmd: 'guardian.mjs', startTime: table.guardian.startTime }), 10_000, 20);
+      expect(processesInside(first.dir)).toEqual([]);
       const guardianLog = readFileSync(join(first.dir, 'logs', 'guardian.log'), 'utf8');
       expect(guardianLog).toContain(`the supervisor (pid ${table.supervisor.pid}) has gone`);
       expect(guardianLog).toMatch(/cluster stopped in \d+ ms/);
@@ -168,7 +200,7 @@ describe('a supervisor that dies by SIGKILL leaves nothing running', () => {
     STOP_TEST_TIMEOUT_MS,
   );
 
-  it('refuses to start a second supervisor on a data folder whose supervisor runs, and leaves that cluster alone', async () => {
+  it('refuses to start a second supervisor on a data folder whose supervisor runs, and leaves that cluster alone', { timeout: 240_000 }, async () => {
     const first = await startCluster({ api: 1, writers: 1 });
     clusters.push(first);
     const again = spawnSync(process.execPath, ['scripts/start.mjs', '--data-dir', first.dir, '--port', String(first.ports.nginx)], { encoding: 'utf8', timeout: 60_000 });
@@ -177,6 +209,39 @@ describe('a supervisor that dies by SIGKILL leaves nothing running', () => {
     const status = await first.status();
     expect(status.api.map((a) => a.health)).toEqual(['ready']);
     expect(status.writers.map((w) => w.health)).toEqual(['ready']);
+  });
+
+  it('of two npm starts begun at once on one data folder, one runs the cluster and the other is refused', { timeout: 240_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mi-cluster-'));
+    const env = { ...process.env, PG_PORT: String(await freePort()), PG_REPLICA_PORT: String(await freePort()), REDIS_PORT: String(await freePort()), LOG_REQUESTS: 'false' };
+    const port = String(await freePort());
+    const starts = [0, 1].map((i) => {
+      const logFile = join(dir, `supervisor-${i}.log`);
+      const out = openSync(logFile, 'w');
+      const child = spawn(process.execPath, ['scripts/start.mjs', '--data-dir', dir, '--port', port, '--api', '1', '--writers', '1'], { env, stdio: ['ignore', out, out] });
+      const exited = new Promise<number | string | null>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
+      return { child, logFile, exited };
+    });
+    try {
+      const refused = await Promise.race(starts.map((s) => s.exited.then(() => s)));
+      const running = starts.find((s) => s !== refused)!;
+      expect(await refused.exited).toBe(1);
+      expect(readFileSync(refused.logFile, 'utf8')).toContain(`meter-intake is already running on this data folder (supervisor pid ${running.child.pid})`);
+      await waitFor('the other to be ready', () => {
+        if (running.child.exitCode !== null) throw Object.assign(new Error(`it exited too; see ${running.logFile}`), { fatal: true });
+        return readFileSync(running.logFile, 'utf8').includes('ready on');
+      }, 120_000, 200);
+      const status = await control<ProcessTable>(join(dir, 'supervisor.sock'), 'GET', '/status');
+      expect(status.supervisor.pid).toBe(running.child.pid);
+      expect(status.api.map((a) => a.health)).toEqual(['ready']);
+      running.child.kill('SIGTERM');
+      expect(await running.exited).toBe(0);
+      expect(existsSync(join(dir, 'supervisor.lock'))).toBe(false);
+    } finally {
+      for (const s of starts) if (s.child.exitCode === null) s.child.kill('SIGKILL');
+      await stopCluster(dir);
+      if (!process.env.KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -198,6 +263,8 @@ describe('a stop requested while the cluster is still starting', () => {
         const t = readTable(dir) as ProcessTable | undefined;
         return t?.writers?.length ? t : undefined;
       }, 120_000, 20);
+      // Until it is up, the control socket scales and stops nothing.
+      await expect(control(join(dir, 'supervisor.sock'), 'POST', '/scale', { api: 1 })).rejects.toThrow(/^503: .*still starting/);
       child.kill('SIGINT');
       expect(await exited).toBe(0);
       const log = readFileSync(logFile, 'utf8');
@@ -209,6 +276,7 @@ describe('a stop requested while the cluster is still starting', () => {
       // The guardian sees the supervisor's pipe close only once it has exited, then finds no table and exits too.
       await waitFor('the guardian to exit', () => !processAlive(table.guardian.pid, { cmd: 'guardian.mjs', startTime: table.guardian.startTime }), 10_000, 20);
       expect(clusterProcesses(dir)).toEqual([]);
+      expect(processesInside(dir)).toEqual([]);
       expect(existsSync(join(dir, 'cluster.json'))).toBe(false);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');

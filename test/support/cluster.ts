@@ -13,6 +13,7 @@ interface Identity {
 
 export interface ProcessTable {
   url: string;
+  state: 'starting' | 'ready' | 'stopping';
   supervisor: Identity & { socket: string };
   guardian: Identity & { log: string };
   stopDeadlineMs: number;
@@ -46,7 +47,7 @@ export interface Cluster {
   stop(opts?: { keepData?: boolean }): Promise<number | string | null>;
 }
 
-function control<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
+export function control<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
       let data = '';
