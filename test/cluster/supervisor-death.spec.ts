@@ -102,11 +102,14 @@ function redisShutdownAt(logFile: string, since: number): number | undefined {
 describe('a supervisor that dies by SIGKILL leaves nothing running', () => {
   const clusters: Cluster[] = [];
   afterEach(async () => {
-    for (const c of clusters.splice(0)) {
+    // A second start runs on the first one's folder: stop every cluster (latest first) before
+    // removing any folder, or the removal races the later cluster's writes into it.
+    const stopped = clusters.splice(0).reverse();
+    for (const c of stopped) {
       await c.stop({ keepData: true });
       await stopCluster(c.dir); // whatever a failed test left
-      if (!process.env.KEEP_TEST_DATA) rmSync(c.dir, { recursive: true, force: true });
     }
+    if (!process.env.KEEP_TEST_DATA) for (const dir of new Set(stopped.map((c) => c.dir))) rmSync(dir, { recursive: true, force: true });
   }, STOP_TEST_TIMEOUT_MS);
 
   it(
