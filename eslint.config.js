@@ -1,6 +1,36 @@
 import globals from 'globals';
 import js from '@eslint/js';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import tseslint from 'typescript-eslint';
+
+const libsRoot = join(import.meta.dirname, 'libs');
+/** The lib a path lies in (`libs/<name>/…`), or undefined. */
+const libOf = (path) => {
+  const rel = relative(libsRoot, path);
+  return rel.startsWith('..') || isAbsolute(rel) ? undefined : rel.split(sep)[0];
+};
+
+/**
+ * Libs are imported by name (`#libs/<name>`, package.json "imports"), from apps, tests, tools and
+ * other libs alike: a relative path that enters a lib from outside it is an error. A lib's own
+ * files import each other relatively.
+ */
+const libsByName = {
+  meta: { type: 'problem', schema: [], messages: { byName: "import the {{lib}} lib by name ('#libs/{{lib}}'), not by a relative path into libs/" } },
+  create(context) {
+    const check = (source) => {
+      if (source?.type !== 'Literal' || typeof source.value !== 'string' || !source.value.startsWith('.')) return;
+      const lib = libOf(resolve(dirname(context.filename), source.value));
+      if (lib !== undefined && lib !== libOf(context.filename)) context.report({ node: source, messageId: 'byName', data: { lib } });
+    };
+    return {
+      ImportDeclaration: (node) => check(node.source),
+      ExportNamedDeclaration: (node) => check(node.source),
+      ExportAllDeclaration: (node) => check(node.source),
+      ImportExpression: (node) => check(node.source),
+    };
+  },
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', '.tmp/**', 'coverage/**'] },
@@ -30,5 +60,14 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { ...globals.node } },
+  },
+  {
+    files: ['**/*.ts', '**/*.mjs', '**/*.js'],
+    plugins: { local: { rules: { 'libs-by-name': libsByName } } },
+    rules: {
+      'local/libs-by-name': 'error',
+      // A package's dist/ is not its API: it moves between versions without notice.
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(@[^/]+/)?[^./#][^/]*/dist(/|$)', message: "import the package's public entry, not its dist/ internals" }] }],
+    },
   },
 );

@@ -2,7 +2,12 @@ import swc from 'unplugin-swc';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 // SWC, not esbuild: NestJS dependency injection needs emitDecoratorMetadata, which esbuild does not emit.
+// `#libs/<name>` resolves to the TypeScript source under the 'source' condition (package.json
+// "imports"); the other conditions are Vite's defaults for code that runs on Node.
+const conditions = ['source', 'module', 'node', 'development|production'];
+
 export default defineConfig({
+  ssr: { resolve: { conditions } },
   plugins: [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })],
   test: {
     reporters: ['default', 'json'],

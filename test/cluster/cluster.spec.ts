@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { READINGS_QUEUE } from '../../libs/queue/src/index.js';
+import { READINGS_QUEUE } from '#libs/queue';
 import { PgInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { type Cluster, startCluster, steadyLoad } from '../support/cluster.js';
 import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';

@@ -8,9 +8,9 @@ import type { QueryRunner } from 'typeorm';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BatchWriter } from '../../apps/writer/src/batch/batch-writer.js';
-import { loadConfig } from '../../libs/config/src/index.js';
-import { buildDataSourceOptions, cockroachDialect, inTransaction, type RetryNotice, TransactionRetriesExhaustedError } from '../../libs/database/src/index.js';
-import { createLogger, createRegistry, writerMetrics } from '../../libs/observability/src/index.js';
+import { loadConfig } from '#libs/config';
+import { buildDataSourceOptions, cockroachDialect, COCKROACH_MIGRATIONS, inTransaction, readSchema, type RetryNotice, SCHEMA, schemaDifferences, TransactionRetriesExhaustedError } from '#libs/database';
+import { createLogger, createRegistry, writerMetrics } from '#libs/observability';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 import { rowsByIds, withDb } from '../support/db.js';
 import { expectMixedIntakeStoredOnce, sendMixedIntake } from '../support/intake-scenario.js';
@@ -191,7 +191,10 @@ describe.skipIf(!crdb)('CockroachDB end to end (DB_BACKEND=cockroach)', () => {
     const results = await Promise.allSettled([migrate(), migrate(), migrate()]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     const applied = await withDb(crdb!.url, async (c) => (await c.query(`SELECT name FROM schema_migrations`)).rows.map((r: { name: string }) => r.name));
-    expect(applied).toEqual(['1795258000000-create-readings']);
+    expect(applied).toEqual(COCKROACH_MIGRATIONS.map((m) => m.name));
+    // The same tables, columns, types, keys and indexes as the code expects (and as PostgreSQL has).
+    const actual = await withDb(crdb!.url, (c) => readSchema(async (text, values) => (await c.query(text, values)).rows as Record<string, unknown>[], 'cockroach'));
+    expect(schemaDifferences(SCHEMA, actual)).toEqual([]);
     const ddl = await withDb(crdb!.url, async (c) => (await c.query(`SHOW CREATE TABLE failed_readings`)).rows[0].create_statement as string);
     expect(ddl).toMatch(/failed_at[^)]*\)[^,]*USING HASH/);
   });

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 import { withDb } from '../support/db.js';
-import { READINGS_QUEUE, STORE_READINGS_JOB } from '../../libs/queue/src/index.js';
+import { READINGS_QUEUE, STORE_READINGS_JOB } from '#libs/queue';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
 import { queuedReading, testRunPrefix } from '../support/readings-factory.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { LuaScript } from '../../libs/queue/src/index.js';
+import { LuaScript } from '#libs/queue';
 
 const stack = inject('stack');
 const redis = new Redis(stack.redisUrl);

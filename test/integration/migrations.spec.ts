@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
+import { POSTGRES_MIGRATIONS } from '#libs/database';
 import { withDb } from '../support/db.js';
 
 const run = promisify(execFile);
@@ -17,10 +18,10 @@ describe('migrations', () => {
     expect(results.map((r) => r.status)).toEqual(Array(4).fill('fulfilled'));
     const applied = results.map((r) => (r.status === 'fulfilled' ? r.value.stdout : '')).filter((out) => out.includes('"migrations applied"'));
     expect(applied).toHaveLength(1);
-    const rows = await withDb(url, async (c) => (await c.query('SELECT name FROM typeorm_migrations')).rows);
-    expect(rows).toEqual([{ name: 'CreateReadings1795258000000' }]);
+    const rows = await withDb(url, async (c) => (await c.query('SELECT name FROM schema_migrations ORDER BY name')).rows);
+    expect(rows).toEqual(POSTGRES_MIGRATIONS.map((m) => ({ name: m.name })));
     const tables = await withDb(url, async (c) => (await c.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)).rows.map((r) => r.tablename));
-    expect(tables).toEqual(['failed_readings', 'readings', 'typeorm_migrations']);
+    expect(tables).toEqual(['failed_readings', 'readings', 'schema_migration_lock', 'schema_migrations']);
   });
 
   it('refuses to start on a bad configuration value, naming it', async () => {

@@ -4,8 +4,8 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../libs/config/src/index.js';
-import { buildDataSourceOptions, runSqlMigrations, type SqlMigration } from '../../libs/database/src/index.js';
+import { loadConfig } from '#libs/config';
+import { buildDataSourceOptions, runSqlMigrations, type SqlMigration } from '#libs/database';
 import { withDb } from '../support/db.js';
 
 /**

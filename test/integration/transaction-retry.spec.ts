@@ -3,7 +3,7 @@ import type { QueryRunner } from 'typeorm';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BatchWriter } from '../../apps/writer/src/batch/batch-writer.js';
-import { loadConfig } from '../../libs/config/src/index.js';
+import { loadConfig } from '#libs/config';
 import {
   buildDataSourceOptions,
   inTransaction,
@@ -11,8 +11,8 @@ import {
   type QueryRunnerSource,
   type RetryNotice,
   TransactionRetriesExhaustedError,
-} from '../../libs/database/src/index.js';
-import { createLogger, createRegistry, writerMetrics } from '../../libs/observability/src/index.js';
+} from '#libs/database';
+import { createLogger, createRegistry, writerMetrics } from '#libs/observability';
 import { rowsByIds, withDb } from '../support/db.js';
 import { queuedReading, testRunPrefix } from '../support/readings-factory.js';
 

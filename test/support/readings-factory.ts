@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { QueuedReading } from '../../libs/readings/src/index.js';
-import { billingPeriod } from '../../libs/readings/src/index.js';
+import type { QueuedReading } from '#libs/readings';
+import { billingPeriod } from '#libs/readings';
 
 /** A unique prefix per test so its meters and rows never mix with another test's. */
 export function testRunPrefix(name: string): string {

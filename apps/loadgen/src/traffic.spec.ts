@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateReading } from '../../../libs/readings/src/index.js';
+import { validateReading } from '#libs/readings';
 import { submissionWindow, TrafficModel } from './traffic.js';
 
 const model = (over: Partial<ConstructorParameters<typeof TrafficModel>[0]> = {}, now = new Date('2026-11-21T10:00:00Z')) =>

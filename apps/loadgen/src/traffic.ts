@@ -1,4 +1,4 @@
-import { billingPeriod } from '../../../libs/readings/src/index.js';
+import { billingPeriod } from '#libs/readings';
 
 /** Small, fast, seedable PRNG (mulberry32): the same seed gives the same traffic. */
 export function rng(seed: number): () => number {

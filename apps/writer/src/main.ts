@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertBackendAt, BackendMismatchError, errorMessage, runMigrations } from '../../../libs/database/src/index.js';
-import { NestJsonLogger } from '../../../libs/observability/src/index.js';
-import { assertDurableRedis, createWorkerConnection } from '../../../libs/queue/src/index.js';
+import { assertBackendAt, BackendMismatchError, errorMessage, runMigrations } from '#libs/database';
+import { NestJsonLogger } from '#libs/observability';
+import { assertDurableRedis, createWorkerConnection } from '#libs/queue';
 import { WriterModule } from './writer.module.js';
 
 async function bootstrap(): Promise<void> {

@@ -1,10 +1,10 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, loadConfigOrExit } from '../../../libs/config/src/index.js';
-import { buildDataSourceOptions } from '../../../libs/database/src/index.js';
-import { createLogger, createRegistry, type Logger, writerMetrics } from '../../../libs/observability/src/index.js';
-import { createWorkerConnection } from '../../../libs/queue/src/index.js';
+import { APP_CONFIG, type AppConfig, loadConfigOrExit } from '#libs/config';
+import { buildDataSourceOptions } from '#libs/database';
+import { createLogger, createRegistry, type Logger, writerMetrics } from '#libs/observability';
+import { createWorkerConnection } from '#libs/queue';
 import { StoreReadingsWorker } from './batch/store-readings.worker.js';
 import { WriterHealthServer } from './health/writer-health.server.js';
 import { COMMANDS_REDIS, LOGGER, METRICS_REGISTRY, WRITER_METRICS } from './writer.tokens.js';

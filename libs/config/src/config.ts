@@ -1,4 +1,4 @@
-import { assertTimeZone } from '../../readings/src/index.js';
+import { assertTimeZone } from '#libs/readings';
 
 export type DbBackend = 'postgres' | 'cockroach';
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { DbBackend } from '../../config/src/index.js';
+import type { DbBackend } from '#libs/config';
 
 /** The backend a `SELECT version()` string belongs to: "CockroachDB CCL v25.2.1 (…)" or "PostgreSQL 15.8 on …". */
 export function backendOfVersion(version: string): DbBackend {

@@ -1,22 +1,17 @@
 import type { DataSourceOptions } from 'typeorm';
-import type { AppConfig } from '../../config/src/index.js';
-import { FailedReadingEntity } from './entities/failed-reading.entity.js';
-import { ReadingEntity } from './entities/reading.entity.js';
-import { CreateReadings1795258000000 } from './migrations/1795258000000-CreateReadings.js';
-
-export const ENTITIES = [ReadingEntity, FailedReadingEntity];
-export const MIGRATIONS = [CreateReadings1795258000000];
+import type { AppConfig } from '#libs/config';
 
 /**
  * The one DataSource definition, used by the API, the writer and the migration command.
  * Pool bounded, connect and statement timeouts set: a stalled database must surface as an
  * error the writer can retry, never as a request or a job lock held forever.
  *
- * CockroachDB uses TypeORM's cockroachdb driver (node-postgres underneath) only as a pool and a
- * query runner: every statement is ours, transactions are opened with plain BEGIN/COMMIT by
- * inTransaction (so the driver's query recording and replay on 40001 never engages; it is also
- * switched off with maxTransactionRetries: 0), and migrations run through our own runner
- * (cockroach-migrate.ts), not TypeORM's.
+ * TypeORM is the pool and the query runner (with primary/replica routing on PostgreSQL), nothing
+ * more: no entities, no TypeORM migrations. Every statement is ours (sql-dialect.ts), the tables
+ * are described once in schema.ts and created by our own migration runner (sql-migrations.ts).
+ * On CockroachDB (TypeORM's cockroachdb driver, node-postgres underneath) transactions are opened
+ * with plain BEGIN/COMMIT by inTransaction, so the driver's query recording and replay on 40001
+ * never engages; it is also switched off with maxTransactionRetries: 0.
  */
 export function buildDataSourceOptions(
   db: AppConfig['db'],
@@ -35,7 +30,6 @@ export function buildDataSourceOptions(
     keepAlive: true,
   };
   const common = {
-    entities: ENTITIES,
     migrationsRun: false,
     synchronize: false,
     connectTimeoutMS: db.connectTimeoutMs,
@@ -57,15 +51,12 @@ export function buildDataSourceOptions(
       // No replication block: CockroachDB's analogue of the read replica is a follower read on this pool.
       timeTravelQueries: false,
       maxTransactionRetries: 0,
-      migrations: [],
     };
   }
   return {
     ...common,
     type: 'postgres',
     ...(db.replicaUrl ? { replication: { master: { url: db.url }, slaves: [{ url: db.replicaUrl }] } } : { url: db.url }),
-    migrations: MIGRATIONS,
-    migrationsTableName: 'typeorm_migrations',
     installExtensions: false,
   };
 }

@@ -1,5 +1,5 @@
-import { loadConfigOrExit } from '../../config/src/index.js';
-import { createLogger } from '../../observability/src/index.js';
+import { loadConfigOrExit } from '#libs/config';
+import { createLogger } from '#libs/observability';
 import { BackendMismatchError } from './backend-check.js';
 import { runMigrations } from './migrate.js';
 

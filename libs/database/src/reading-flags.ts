@@ -1,4 +1,4 @@
-import { computeFlags, type PreviousReading, type QueuedReading } from '../../readings/src/index.js';
+import { computeFlags, type PreviousReading, type QueuedReading } from '#libs/readings';
 import { rowToValues } from './reading-rows.js';
 import type { RowToStore, SqlDialect } from './sql-dialect.js';
 

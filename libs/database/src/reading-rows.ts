@@ -1,4 +1,4 @@
-import type { ReadingFlag, ZoneValues } from '../../readings/src/index.js';
+import type { ReadingFlag, ZoneValues } from '#libs/readings';
 
 /** A readings row as the dialect's SELECTs return it (numerics as text, so no float parsing by pg). */
 export interface ReadingRow {

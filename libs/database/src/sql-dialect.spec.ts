@@ -1,6 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import type { QueuedReading, ReadingFlag } from '../../readings/src/index.js';
-import { COCKROACH_MIGRATIONS } from './migrations/cockroach/index.js';
+import type { QueuedReading, ReadingFlag } from '#libs/readings';
 import { cockroachDialect, dialectFor, FOLLOWER_READ_CLAUSE, postgresDialect, type RowToStore, type SqlDialect } from './sql-dialect.js';
 
 function reading(i: number, overrides: Partial<QueuedReading> = {}): QueuedReading {
@@ -167,12 +166,6 @@ describe('postgresDialect: other statements', () => {
     expect(postgresDialect.failedById('abc')).toEqual({ text: expect.stringMatching(/WHERE id = \$1$/), values: ['abc'] });
   });
 
-  it('has a migration advisory lock with matching lock and unlock keys', () => {
-    const lock = postgresDialect.migrationLock!;
-    const key = /pg_advisory_lock\((\d+)\)/.exec(lock.lock)?.[1];
-    expect(key).toBeDefined();
-    expect(lock.unlock).toBe(`SELECT pg_advisory_unlock(${key})`);
-  });
 });
 
 describe('dialectFor', () => {
@@ -288,10 +281,6 @@ describe('cockroachDialect: the writer statements', () => {
     expect(text).toMatch(/ON CONFLICT \(id\) DO UPDATE SET reason = excluded\.reason/);
     expect(values).toEqual([['a'], [null], ['{}'], ['bad'], ['22003']]);
   });
-
-  it('has no advisory lock (its migration runner takes a lease row instead)', () => {
-    expect(cockroachDialect.migrationLock).toBeUndefined();
-  });
 });
 
 describe('both dialects', () => {
@@ -308,50 +297,5 @@ describe('both dialects', () => {
       d.meterReadings('M', '2026-01', '2026-02', true, true),
     ];
     for (const st of statements) expect(placeholders(st.text)).toEqual(st.values.map((_, i) => i + 1));
-  });
-});
-
-describe('CockroachDB migrations', () => {
-  const statements = COCKROACH_MIGRATIONS.flatMap((m) => m.statements.map((sql) => ({ migration: m.name, sql: sql.replace(/\s+/g, ' ').trim() })));
-
-  it('have unique names in order', () => {
-    const names = COCKROACH_MIGRATIONS.map((m) => m.name);
-    expect(new Set(names).size).toBe(names.length);
-    expect([...names].sort()).toEqual(names);
-  });
-
-  it('hold one DDL per statement, each idempotent (IF NOT EXISTS), none opening its own transaction', () => {
-    expect(statements.length).toBeGreaterThan(0);
-    for (const { sql } of statements) {
-      expect(sql).toMatch(/^CREATE (TABLE|INDEX) IF NOT EXISTS /);
-      expect(sql).not.toMatch(/;\s*\S/);
-      expect(sql).not.toMatch(/\b(BEGIN|COMMIT)\b/i);
-    }
-  });
-
-  it('key readings by a UUID with a random default, never a sequence', () => {
-    const readings = statements.find((s) => s.sql.startsWith('CREATE TABLE IF NOT EXISTS readings'))!.sql;
-    expect(readings).toMatch(/id UUID NOT NULL DEFAULT gen_random_uuid\(\)/);
-    expect(readings).toMatch(/PRIMARY KEY \(id\)/);
-    const all = statements.map((s) => s.sql).join(' ');
-    expect(all).not.toMatch(/SERIAL|unique_rowid|SEQUENCE/i);
-  });
-
-  it('hash-shard every index on a value that only grows, and only those', () => {
-    const indexes = statements.filter((s) => s.sql.startsWith('CREATE INDEX'));
-    const growing = /\((failed_at|stored_at|received_at)\b/;
-    for (const { sql } of indexes) {
-      if (growing.test(sql)) expect(sql).toMatch(/USING HASH$/);
-      else expect(sql).not.toMatch(/USING HASH/);
-    }
-    expect(indexes.some((i) => /USING HASH/.test(i.sql))).toBe(true);
-  });
-
-  it('create the same tables and columns as the PostgreSQL migration', () => {
-    const crdb = statements.map((s) => s.sql).join(' ');
-    for (const column of ['meter_id', 'account_id', 'period', 'read_at', 't1', 't2', 't3', 'source', 'flags', 'received_at', 'stored_at', 'request_id', 'payload', 'reason', 'sqlstate', 'failed_at']) {
-      expect(crdb).toContain(column);
-    }
-    expect(crdb).toContain('readings_meter_period_idx ON readings (meter_id, period, received_at, id)');
   });
 });

@@ -1,6 +1,6 @@
-import type { DbBackend } from '../../config/src/index.js';
-import type { QueuedReading, ReadingFlag } from '../../readings/src/index.js';
-import { periodStartDate } from '../../readings/src/index.js';
+import type { DbBackend } from '#libs/config';
+import type { QueuedReading, ReadingFlag } from '#libs/readings';
+import { periodStartDate } from '#libs/readings';
 
 /** A reading ready for the database, with its flags decided. */
 export interface RowToStore {
@@ -37,14 +37,9 @@ export interface SqlDialect {
    * pool, DATABASE_REPLICA_URL), or by CockroachDB follower reads on the one pool.
    */
   readonly staleReads: 'replica' | 'follower-reads';
-  /** Serialises migration runs across replicas starting at once (a PostgreSQL session advisory lock); CockroachDB's runner uses a lease row instead. */
-  migrationLock?: { lock: string; unlock: string };
 }
 
 const READING_COLUMNS = `id::text AS id, meter_id, account_id, to_char(period, 'YYYY-MM') AS period, read_at, t1::text AS t1, t2::text AS t2, t3::text AS t3, source, flags, received_at, stored_at, request_id`;
-
-/** Advisory lock key for migrations: an arbitrary constant shared by every replica. */
-const MIGRATION_LOCK_KEY = 7_243_100_215;
 
 /**
  * One array per column, in the order of INSERT_COLUMNS: the insert's parameters for both
@@ -136,8 +131,6 @@ export const postgresDialect: SqlDialect = {
       values,
     };
   },
-
-  migrationLock: { lock: `SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`, unlock: `SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})` },
 };
 
 /**

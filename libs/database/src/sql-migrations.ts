@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../observability/src/index.js';
+import type { Logger } from '#libs/observability';
 import { errorCode, errorMessage } from './db-errors.js';
 import { isRetryableTransactionError, type RetryOptions, withRetries } from './transaction-retry.js';
 

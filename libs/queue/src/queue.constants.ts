@@ -1,5 +1,5 @@
 import type { DefaultJobOptions } from 'bullmq';
-import type { QueuedReading } from '../../readings/src/index.js';
+import type { QueuedReading } from '#libs/readings';
 
 export const READINGS_QUEUE = 'readings';
 export const STORE_READINGS_JOB = 'store-readings';

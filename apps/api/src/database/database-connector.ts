@@ -1,8 +1,8 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { assertBackendAt, BackendMismatchError } from '../../../../libs/database/src/index.js';
-import type { Logger } from '../../../../libs/observability/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import { assertBackendAt, BackendMismatchError } from '#libs/database';
+import type { Logger } from '#libs/observability';
 import { LOGGER } from '../api.tokens.js';
 import { ApiError } from '../http/api-error.js';
 

@@ -1,8 +1,8 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject } from '@nestjs/common';
 import { ThrottlerException } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { isDatabaseUnavailable } from '../../../../libs/database/src/index.js';
-import type { Logger } from '../../../../libs/observability/src/index.js';
+import { isDatabaseUnavailable } from '#libs/database';
+import type { Logger } from '#libs/observability';
 import { LOGGER } from '../api.tokens.js';
 import { ApiError, CODE_FOR_STATUS, errorBody, type ErrorBody } from './api-error.js';
 

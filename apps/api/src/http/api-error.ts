@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import type { FieldError } from '../../../../libs/readings/src/index.js';
+import type { FieldError } from '#libs/readings';
 
 export interface ErrorBody {
   error: { code: string; message: string; details: FieldError[] };

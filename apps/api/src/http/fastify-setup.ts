@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { AppConfig } from '../../../../libs/config/src/index.js';
-import type { ApiMetrics, Logger } from '../../../../libs/observability/src/index.js';
+import type { AppConfig } from '#libs/config';
+import type { ApiMetrics, Logger } from '#libs/observability';
 import { EventLoopMonitor } from '../intake/event-loop.monitor.js';
 import { errorBody } from './api-error.js';
 

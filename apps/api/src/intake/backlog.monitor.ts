@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import type { ApiMetrics } from '../../../../libs/observability/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import type { ApiMetrics } from '#libs/observability';
 import { API_METRICS } from '../api.tokens.js';
 import { IntakeQueue } from './intake-queue.js';
 

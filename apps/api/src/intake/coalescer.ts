@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
 import { IntakeQueue, type Submission } from './intake-queue.js';
 
 interface Waiting {

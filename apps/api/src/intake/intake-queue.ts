@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import type { ApiMetrics } from '../../../../libs/observability/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import type { ApiMetrics } from '#libs/observability';
 import {
   CLAIM_READINGS_SCRIPT,
   defaultJobOptions,
@@ -13,8 +13,8 @@ import {
   redisKeys,
   STORE_READINGS_JOB,
   type StoreReadingsJob,
-} from '../../../../libs/queue/src/index.js';
-import type { QueuedReading } from '../../../../libs/readings/src/index.js';
+} from '#libs/queue';
+import type { QueuedReading } from '#libs/readings';
 import { API_METRICS, PRODUCER_REDIS } from '../api.tokens.js';
 
 const CLAIM_READINGS = new LuaScript(CLAIM_READINGS_SCRIPT);

@@ -1,8 +1,8 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import type { Logger } from '../../../../libs/observability/src/index.js';
-import { createSubscriberConnection, redisKeys, type StoredNotice } from '../../../../libs/queue/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import type { Logger } from '#libs/observability';
+import { createSubscriberConnection, redisKeys, type StoredNotice } from '#libs/queue';
 import { LOGGER } from '../api.tokens.js';
 
 /**

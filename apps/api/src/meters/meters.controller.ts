@@ -1,10 +1,10 @@
 import { Controller, Get, Inject, Param, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialect, type SqlStatement, type StoredReadingView } from '../../../../libs/database/src/index.js';
-import type { Logger } from '../../../../libs/observability/src/index.js';
-import { billingPeriod, isBillingPeriod } from '../../../../libs/readings/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialect, type SqlStatement, type StoredReadingView } from '#libs/database';
+import type { Logger } from '#libs/observability';
+import { billingPeriod, isBillingPeriod } from '#libs/readings';
 import { LOGGER } from '../api.tokens.js';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';

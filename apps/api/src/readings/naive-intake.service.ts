@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { dialectFor, type SqlDialect, withFlags } from '../../../../libs/database/src/index.js';
-import type { QueuedReading, ReadingFlag } from '../../../../libs/readings/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import { dialectFor, type SqlDialect, withFlags } from '#libs/database';
+import type { QueuedReading, ReadingFlag } from '#libs/readings';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { dialectFor, type ReadingRow, rowToView, type SqlDialect } from '../../../../libs/database/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import { dialectFor, type ReadingRow, rowToView, type SqlDialect } from '#libs/database';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 import { IntakeQueue } from '../intake/intake-queue.js';

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { isUuid, isValidIdempotencyKey } from '../../../../libs/readings/src/index.js';
+import { isUuid, isValidIdempotencyKey } from '#libs/readings';
 import { ApiError } from '../http/api-error.js';
 import type { BatchResult, ReadingAccepted, ReadingStoredNow, SubmitContext } from './dto/readings.dto.js';
 import { ReadingStatusService } from './reading-status.service.js';

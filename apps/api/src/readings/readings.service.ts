@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import type { ApiMetrics } from '../../../../libs/observability/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import type { ApiMetrics } from '#libs/observability';
 import {
   billingPeriod,
   DEFAULT_RULES,
@@ -16,7 +16,7 @@ import {
   type ValidationRules,
   type ValidReading,
   validateReading,
-} from '../../../../libs/readings/src/index.js';
+} from '#libs/readings';
 import { API_METRICS } from '../api.tokens.js';
 import { ApiError } from '../http/api-error.js';
 import { BacklogMonitor } from '../intake/backlog.monitor.js';

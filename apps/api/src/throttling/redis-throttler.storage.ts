@@ -1,8 +1,10 @@
 import type { ThrottlerStorage } from '@nestjs/throttler';
-import type { ThrottlerStorageRecord } from '@nestjs/throttler/dist/throttler-storage-record.interface.js';
 import type { Redis } from 'ioredis';
-import { LuaScript } from '../../../../libs/queue/src/index.js';
+import { LuaScript } from '#libs/queue';
 import { ApiError } from '../http/api-error.js';
+
+/** What the throttler expects back: its record type is not exported from the package's entry. */
+type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
 /** Fixed window per client: one INCR per request, the window's expiry set on its first hit. */
 const HIT_SCRIPT = new LuaScript(`

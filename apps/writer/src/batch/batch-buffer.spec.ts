@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import type { QueuedReading } from '../../../../libs/readings/src/index.js';
+import type { QueuedReading } from '#libs/readings';
 import { BatchBuffer, type BatchBufferOptions } from './batch-buffer.js';
 import type { WriteOutcome } from './batch-writer.js';
 

@@ -1,4 +1,4 @@
-import type { QueuedReading } from '../../../../libs/readings/src/index.js';
+import type { QueuedReading } from '#libs/readings';
 import type { WriteOutcome } from './batch-writer.js';
 
 interface Entry {

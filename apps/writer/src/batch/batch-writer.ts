@@ -14,9 +14,9 @@ import {
   TransactionRetriesExhaustedError,
   type TransactionRetryPolicy,
   withFlags,
-} from '../../../../libs/database/src/index.js';
-import type { Logger, WriterMetrics } from '../../../../libs/observability/src/index.js';
-import { collapseById, type QueuedReading, type ReadingFlag } from '../../../../libs/readings/src/index.js';
+} from '#libs/database';
+import type { Logger, WriterMetrics } from '#libs/observability';
+import { collapseById, type QueuedReading, type ReadingFlag } from '#libs/readings';
 
 export interface StoredOutcome {
   id: string;

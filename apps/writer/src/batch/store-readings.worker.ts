@@ -2,17 +2,17 @@ import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationB
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import { dialectFor } from '../../../../libs/database/src/index.js';
-import type { Logger, WriterMetrics } from '../../../../libs/observability/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import { dialectFor } from '#libs/database';
+import type { Logger, WriterMetrics } from '#libs/observability';
 import {
   createWorkerConnection,
   READINGS_QUEUE,
   redisKeys,
   type StoredNotice,
   type StoreReadingsJob,
-} from '../../../../libs/queue/src/index.js';
-import type { QueuedReading } from '../../../../libs/readings/src/index.js';
+} from '#libs/queue';
+import type { QueuedReading } from '#libs/readings';
 import { COMMANDS_REDIS, LOGGER, WRITER_METRICS } from '../writer.tokens.js';
 import { BatchBuffer } from './batch-buffer.js';
 import { BatchWriter, type WriteOutcome } from './batch-writer.js';

@@ -3,8 +3,8 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '../../../../libs/config/src/index.js';
-import type { Logger } from '../../../../libs/observability/src/index.js';
+import { APP_CONFIG, type AppConfig } from '#libs/config';
+import type { Logger } from '#libs/observability';
 import { StoreReadingsWorker } from '../batch/store-readings.worker.js';
 import { COMMANDS_REDIS, LOGGER, METRICS_REGISTRY } from '../writer.tokens.js';
 

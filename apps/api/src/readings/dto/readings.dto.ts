@@ -1,4 +1,4 @@
-import type { FieldError, ReadingFlag, ValidReading } from '../../../../../libs/readings/src/index.js';
+import type { FieldError, ReadingFlag, ValidReading } from '#libs/readings';
 
 export interface SubmitContext {
   idempotencyKey?: string;
