@@ -11,14 +11,15 @@
 // Everything imported statically here uses Node built-ins only: on a fresh clone this runs
 // before the npm dependencies are installed.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, realpathSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
-import { identity, processAlive, removeTable, writeTable } from './cluster/process-table.mjs';
+import { identity, removeTable, writeTable } from './cluster/process-table.mjs';
 import { clearLeftovers, stopCluster } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
 import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
@@ -95,44 +96,40 @@ ensureDependencies();
 ensureSystemPackages(useCockroach ? ['redis-server', 'nginx'] : ['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
-// One supervisor per data folder, from here on: the lock names this process (pid and start time);
-// a lock whose holder has gone is taken over. Without it two `npm start`s begun at once could
-// both get past the checks below and stop each other's servers.
-const lockFile = join(dataDir, 'supervisor.lock');
-function takeLock() {
-  mkdirSync(dataDir, { recursive: true });
-  for (;;) {
-    try {
-      writeFileSync(lockFile, JSON.stringify(identity(process.pid)), { flag: 'wx' });
-      return undefined;
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-    }
-    let holder;
-    try {
-      holder = JSON.parse(readFileSync(lockFile, 'utf8'));
-    } catch {
-      holder = undefined; // half written by a holder that died at that moment
-    }
-    if (holder && processAlive(holder.pid, { cmd: 'start.mjs', startTime: holder.startTime })) return holder;
-    rmSync(lockFile, { force: true });
-  }
-}
-const lockHolder = takeLock();
-if (lockHolder) {
-  console.error(`meter-intake is already running on this data folder (supervisor pid ${lockHolder.pid}). See npm run cluster -- status; stop it with Ctrl-C in its terminal or kill ${lockHolder.pid}.`);
+// One supervisor per data folder, from here on. The lock is a Unix socket in Linux's abstract
+// namespace, named after the folder: binding it is atomic, and the kernel releases it the moment
+// its holder exits, however it exits, so there is no stale lock to judge (a lock file would need
+// a check-then-take that two starts begun at once can both pass). Whoever connects to it is told
+// the holder's pid. Without it two `npm start`s could both get past the checks below and stop
+// each other's servers.
+mkdirSync(dataDir, { recursive: true });
+const lockName = `\0meter-intake-supervisor:${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 40)}`;
+const lock = createServer((socket) => socket.end(JSON.stringify(identity(process.pid))));
+const locked = await new Promise((resolveLock) => {
+  lock.once('error', resolveLock);
+  lock.listen(lockName, () => resolveLock(true));
+});
+if (locked !== true) {
+  if (locked.code !== 'EADDRINUSE') throw locked;
+  const holder = await new Promise((resolveHolder) => {
+    const socket = connect(lockName);
+    let data = '';
+    socket.setTimeout(2_000, () => socket.destroy());
+    socket.on('data', (chunk) => (data += chunk));
+    socket.on('close', () => {
+      try {
+        resolveHolder(JSON.parse(data));
+      } catch {
+        resolveHolder(undefined);
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  const pid = holder?.pid ?? '?';
+  console.error(`meter-intake is already running on this data folder (supervisor pid ${pid}). See npm run cluster -- status; stop it with Ctrl-C in its terminal or kill ${pid}.`);
   process.exit(1);
 }
-process.on('exit', () => {
-  const holder = (() => {
-    try {
-      return JSON.parse(readFileSync(lockFile, 'utf8'));
-    } catch {
-      return undefined;
-    }
-  })();
-  if (holder?.pid === process.pid) rmSync(lockFile, { force: true });
-});
+lock.unref();
 
 // A cluster of an earlier run on this data folder: refuse if its supervisor lives; otherwise stop
 // what it left (cleanly: the writers flush, PostgreSQL shuts down fast) and start afresh.
@@ -156,7 +153,6 @@ for (const [name, port] of Object.entries(ports)) {
 if (args.fresh) {
   log(`--fresh: removing ${rel(dataDir)}`);
   rmSync(dataDir, { recursive: true, force: true });
-  takeLock(); // the folder, lock included, is new
 }
 mkdirSync(logsDir, { recursive: true });
 rmSync(socketPath, { force: true });
