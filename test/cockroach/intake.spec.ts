@@ -9,7 +9,7 @@ import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BatchWriter } from '../../apps/writer/src/batch/batch-writer.js';
 import { loadConfig } from '#libs/config';
-import { buildDataSourceOptions, cockroachDialect, COCKROACH_MIGRATIONS, inTransaction, readSchema, type RetryNotice, SCHEMA, schemaDifferences, TransactionRetriesExhaustedError } from '#libs/database';
+import { buildDataSourceOptions, COCKROACH_MIGRATIONS, inTransaction, ReadingStore, readSchema, type RetryNotice, SCHEMA, schemaDifferences, TransactionRetriesExhaustedError } from '#libs/database';
 import { createLogger, createRegistry, writerMetrics } from '#libs/observability';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 import { rowsByIds, withDb } from '../support/db.js';
@@ -152,7 +152,7 @@ describe.skipIf(!crdb)('CockroachDB end to end (DB_BACKEND=cockroach)', () => {
 
   it('writes concurrent batches for the same meters exactly once through the batch writer at SERIALIZABLE (the default), retrying conflicts', async () => {
     const metrics = writerMetrics(createRegistry('crdb-writer-test'));
-    const batchWriter = new BatchWriter(dataSource, cockroachDialect, { spikeKwhPerDay: 500, retryMaxMs: 10_000, txRetry: { maxAttempts: 30, baseDelayMs: 5, maxDelayMs: 200 } }, logger, metrics);
+    const batchWriter = new BatchWriter(new ReadingStore(dataSource, { backend: 'cockroach', replica: false }), { spikeKwhPerDay: 500, retryMaxMs: 10_000, txRetry: { maxAttempts: 30, baseDelayMs: 5, maxDelayMs: 200 } }, logger, metrics);
     const meter = testRunPrefix('crdb-conc');
     const meters = Array.from({ length: 5 }, (_, i) => `${meter}-${i}`);
     const batches = Array.from({ length: 8 }, (_, b) =>
@@ -169,7 +169,7 @@ describe.skipIf(!crdb)('CockroachDB end to end (DB_BACKEND=cockroach)', () => {
   });
 
   it('isolates a reading CockroachDB refuses (numeric overflow) and commits the rest of its batch', async () => {
-    const batchWriter = new BatchWriter(dataSource, cockroachDialect, { spikeKwhPerDay: 500, retryMaxMs: 5_000 }, logger);
+    const batchWriter = new BatchWriter(new ReadingStore(dataSource, { backend: 'cockroach', replica: false }), { spikeKwhPerDay: 500, retryMaxMs: 5_000 }, logger);
     const meter = testRunPrefix('crdb-poison');
     const good = Array.from({ length: 5 }, (_, i) => queuedReading(`${meter}-${i}`, i));
     const overflow = queuedReading(`${meter}-big`, 5e12);

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BatchWriter } from '../../apps/writer/src/batch/batch-writer.js';
 import { loadConfig } from '#libs/config';
-import { buildDataSourceOptions, postgresDialect } from '#libs/database';
+import { buildDataSourceOptions, ReadingStore } from '#libs/database';
 import { createLogger } from '#libs/observability';
 import { rowsByIds, withDb } from '../support/db.js';
 import { queuedReading, testRunPrefix } from '../support/readings-factory.js';
@@ -18,7 +18,7 @@ beforeAll(async () => {
   const config = loadConfig({ DATABASE_URL: stack.databaseUrl, DB_POOL_SIZE: '4', DB_CONNECT_TIMEOUT_MS: '1000', DB_STATEMENT_TIMEOUT_MS: '5000' });
   dataSource = new DataSource(buildDataSourceOptions(config.db, 'writer-integration-test', () => undefined));
   await dataSource.initialize();
-  writer = new BatchWriter(dataSource, postgresDialect, { spikeKwhPerDay: 500, retryMaxMs: 60_000, retryBaseMs: 100, retryCapMs: 1_000 }, logger);
+  writer = new BatchWriter(new ReadingStore(dataSource, { backend: 'postgres', replica: false }), { spikeKwhPerDay: 500, retryMaxMs: 60_000, retryBaseMs: 100, retryCapMs: 1_000 }, logger);
 });
 
 afterAll(async () => {

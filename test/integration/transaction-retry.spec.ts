@@ -7,8 +7,8 @@ import { loadConfig } from '#libs/config';
 import {
   buildDataSourceOptions,
   inTransaction,
-  postgresDialect,
   type QueryRunnerSource,
+  ReadingStore,
   type RetryNotice,
   TransactionRetriesExhaustedError,
 } from '#libs/database';
@@ -176,7 +176,7 @@ describe('the batch writer uses the retry loop', () => {
   it('stores every reading exactly once when its COMMIT reports 40003 after succeeding', async () => {
     const source = ambiguousCommitOnce(dataSource);
     const metrics = writerMetrics(createRegistry('writer-test'));
-    const writer = new BatchWriter(source, postgresDialect, { spikeKwhPerDay: 500, retryMaxMs: 5_000, txRetry: fast.policy }, logger, metrics);
+    const writer = new BatchWriter(new ReadingStore(source, { backend: 'postgres', replica: false }), { spikeKwhPerDay: 500, retryMaxMs: 5_000, txRetry: fast.policy }, logger, metrics);
     const meter = testRunPrefix('w40003');
     const batch = Array.from({ length: 25 }, (_, i) => queuedReading(`${meter}-${i}`, 100 + i));
     const outcome = await writer.write(batch);
@@ -192,8 +192,7 @@ describe('the batch writer uses the retry loop', () => {
   it('keeps concurrent SERIALIZABLE batches on the same meters correct: every reading stored exactly once', async () => {
     const metrics = writerMetrics(createRegistry('writer-test'));
     const writer = new BatchWriter(
-      dataSource,
-      postgresDialect,
+      new ReadingStore(dataSource, { backend: 'postgres', replica: false }),
       { spikeKwhPerDay: 500, retryMaxMs: 10_000, txRetry: { maxAttempts: 30, baseDelayMs: 2, maxDelayMs: 50 }, isolation: 'SERIALIZABLE' },
       logger,
       metrics,

@@ -1,5 +1,3 @@
-export const LOGGER = Symbol('LOGGER');
-export const METRICS_REGISTRY = Symbol('METRICS_REGISTRY');
 export const API_METRICS = Symbol('API_METRICS');
 export const PRODUCER_REDIS = Symbol('PRODUCER_REDIS');
 export const READINGS_QUEUE_TOKEN = Symbol('READINGS_QUEUE');

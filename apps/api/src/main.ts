@@ -4,11 +4,19 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
+import { loadConfigOrExit } from '#libs/config';
 import { runMigrations } from '#libs/database';
-import { NestJsonLogger } from '#libs/observability';
+import { apiMetrics, createLogger, createRegistry, NestJsonLogger } from '#libs/observability';
 import { PRODUCER_REDIS } from './api.tokens.js';
-import { AppModule, config, logger, metrics } from './app.module.js';
+import { AppModule } from './app.module.js';
 import { configureFastify, fastifyOptions } from './http/fastify-setup.js';
+
+// Composition: the config is loaded once (a bad value stops the process with every problem
+// named), and the logger and metrics are built here and handed to the module.
+const config = loadConfigOrExit();
+const logger = createLogger('api', config.log.level);
+const registry = createRegistry('api');
+const metrics = apiMetrics(registry);
 
 /** How long a starting replica waits for Redis and the database before it listens anyway. */
 const DEPENDENCY_WAIT_MS = 5_000;
@@ -42,7 +50,7 @@ async function bootstrap(): Promise<void> {
   // Fastify rather than Express: measured here at about 2.8x the requests/s for a small JSON POST.
   const adapter = new FastifyAdapter(fastifyOptions(config));
   configureFastify(adapter.getInstance(), config, metrics, logger);
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot({ config, logger, registry, metrics }), adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
   // useProcessExit: after the hooks, exit through process.exit() rather than re-raising the
   // signal, so that the 'exit' event fires and pino writes out the last lines it still holds
   // (a process ended by its own signal loses them: "drained" went missing that way).

@@ -1,13 +1,19 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfigOrExit } from '#libs/config';
 import { assertBackendAt, BackendMismatchError, errorMessage, runMigrations } from '#libs/database';
-import { NestJsonLogger } from '#libs/observability';
+import { createLogger, createRegistry, NestJsonLogger } from '#libs/observability';
 import { assertDurableRedis, createWorkerConnection } from '#libs/queue';
 import { WriterModule } from './writer.module.js';
 
+// Composition: the config is loaded once (a bad value stops the process with every problem
+// named), and the logger and metrics registry are built here and handed to the module.
+const config = loadConfigOrExit();
+const logger = createLogger('writer', config.log.level);
+const registry = createRegistry('writer');
+
 async function bootstrap(): Promise<void> {
-  const { config, logger } = WriterModule;
   const probe = createWorkerConnection({ url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, name: 'writer-boot' });
   try {
     await assertDurableRedis(probe);
@@ -29,7 +35,7 @@ async function bootstrap(): Promise<void> {
   logger.info({ backend: config.db.backend, serverVersion, database: redactUrl(config.db.url) }, 'database backend checked');
   if (config.db.migrateOnStart) await runMigrations(config.db, logger);
   // No HTTP server: a queue consumer with a small health/metrics port of its own.
-  const app = await NestFactory.createApplicationContext(WriterModule, { logger: new NestJsonLogger(logger) });
+  const app = await NestFactory.createApplicationContext(WriterModule.forRoot({ config, logger, registry }), { logger: new NestJsonLogger(logger) });
   // useProcessExit: after the hooks, exit through process.exit() rather than re-raising the
   // signal, so that the 'exit' event fires and pino writes out the last lines it still holds
   // (a process ended by its own signal loses them: "drained" went missing that way).
@@ -49,7 +55,7 @@ function redactUrl(url: string): string {
 }
 
 bootstrap().catch((err: unknown) => {
-  WriterModule.logger.fatal({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'writer failed to start');
+  logger.fatal({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'writer failed to start');
   // A URL that points at the other kind of database is a configuration error, like a bad variable.
   process.exit(err instanceof BackendMismatchError ? 78 : 1);
 });

@@ -10,3 +10,5 @@ export * from './backend-check.js';
 export * from './migrations/cockroach/index.js';
 export * from './migrations/postgres/index.js';
 export * from './reading-flags.js';
+export * from './reading-store.js';
+export * from './reading-store.provider.js';

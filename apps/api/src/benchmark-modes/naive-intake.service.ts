@@ -1,10 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
-import { dialectFor, type SqlDialect, withFlags } from '#libs/database';
-import type { QueuedReading, ReadingFlag } from '#libs/readings';
+import { ReadingStore } from '#libs/database';
+import { type ApiMetrics } from '#libs/observability';
+import { API_METRICS } from '../api.tokens.js';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
+import type { BatchResult, ReadingStoredNow, SubmitContext } from '../readings/dto/readings.dto.js';
+import { ReadingIntake } from '../readings/reading-intake.js';
+import { SubmissionBuilder } from '../readings/submission-builder.js';
 
 /**
  * INTAKE_MODE=naive, for the benchmark only: the design this service replaces. Each request
@@ -13,27 +16,31 @@ import { ApiError } from '../http/api-error.js';
  * the benchmark compares only where the work happens and how it is batched.
  */
 @Injectable()
-export class NaiveIntakeService {
-  private readonly dialect: SqlDialect;
-
+export class NaiveIntakeService extends ReadingIntake {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly dataSource: DataSource,
+    @Inject(API_METRICS) private readonly metrics: ApiMetrics,
+    private readonly submissions: SubmissionBuilder,
+    private readonly readingStore: ReadingStore,
     private readonly connector: DatabaseConnector,
   ) {
-    this.dialect = dialectFor(config.db.backend);
+    super();
   }
 
-  async store(reading: QueuedReading): Promise<{ flags: ReadingFlag[]; storedAt?: string }> {
+  async submitOne(body: unknown, ctx: SubmitContext): Promise<ReadingStoredNow> {
+    const { valid, reading } = this.submissions.single(body, ctx);
     this.connector.assertConnected();
+    let stored: Awaited<ReturnType<ReadingStore['storeOne']>>;
     try {
-      const toStore = await withFlags((text, values) => this.dataSource.query(text, values), this.dialect, [reading], this.config.intake.spikeKwhPerDay);
-      const insert = this.dialect.insertReadings(toStore);
-      const [inserted] = await this.dataSource.query<{ stored_at: Date }[]>(insert.text, insert.values);
-      return { flags: toStore[0]!.flags, ...(inserted ? { storedAt: inserted.stored_at.toISOString() } : {}) };
+      stored = await this.readingStore.storeOne(reading, this.config.intake.spikeKwhPerDay);
     } catch (err) {
-      if (err instanceof ApiError) throw err;
       throw new ApiError(503, 'database_unavailable', `the reading was not stored: ${err instanceof Error ? err.message : String(err)}`, [], { 'retry-after': '2' });
     }
+    this.metrics.readingsAccepted.inc();
+    return { id: reading.id, status: 'stored', ...valid, period: reading.period, flags: stored.row.flags, ...(stored.storedAt ? { storedAt: stored.storedAt.toISOString() } : {}) };
+  }
+
+  submitBatch(): Promise<BatchResult> {
+    return Promise.reject(new ApiError(501, 'not_implemented', 'batches are not served in INTAKE_MODE=naive (a benchmark-only mode)'));
   }
 }

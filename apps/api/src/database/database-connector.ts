@@ -2,8 +2,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
 import { assertBackendAt, BackendMismatchError } from '#libs/database';
-import type { Logger } from '#libs/observability';
-import { LOGGER } from '../api.tokens.js';
+import { LOGGER, type Logger } from '#libs/observability';
 import { ApiError } from '../http/api-error.js';
 
 /**

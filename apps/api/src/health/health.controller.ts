@@ -2,8 +2,8 @@ import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
+import { ReadingStore } from '#libs/database';
 import { PRODUCER_REDIS } from '../api.tokens.js';
 import { BacklogMonitor } from '../intake/backlog.monitor.js';
 
@@ -22,7 +22,7 @@ export class HealthController {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(PRODUCER_REDIS) private readonly redis: Redis,
-    private readonly dataSource: DataSource,
+    private readonly store: ReadingStore,
     private readonly backlog: BacklogMonitor,
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
@@ -57,7 +57,7 @@ export class HealthController {
       async () => {
         const check = this.indicators.check('database');
         try {
-          await withTimeout(this.dataSource.query('SELECT 1'), 'database');
+          await withTimeout(this.store.ping(), 'database');
           return check.up({ backend: this.config.db.backend, staleReads: this.staleReads });
         } catch (err) {
           return check.down({ backend: this.config.db.backend, staleReads: this.staleReads, message: err instanceof Error ? err.message : String(err) });

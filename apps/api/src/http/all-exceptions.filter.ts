@@ -2,8 +2,7 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject 
 import { ThrottlerException } from '@nestjs/throttler';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '#libs/database';
-import type { Logger } from '#libs/observability';
-import { LOGGER } from '../api.tokens.js';
+import { LOGGER, type Logger } from '#libs/observability';
 import { ApiError, CODE_FOR_STATUS, errorBody, type ErrorBody } from './api-error.js';
 
 function isErrorBody(value: unknown): value is ErrorBody {

@@ -1,9 +1,8 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
-import type { Logger } from '#libs/observability';
+import { LOGGER, type Logger } from '#libs/observability';
 import { createSubscriberConnection, redisKeys, type StoredNotice } from '#libs/queue';
-import { LOGGER } from '../api.tokens.js';
 
 /**
  * Listens for the writer's after-COMMIT notices so `?wait=true` requests can answer 201.

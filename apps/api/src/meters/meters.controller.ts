@@ -1,11 +1,8 @@
 import { Controller, Get, Inject, Param, Query, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
-import { classifyDbError, dialectFor, type ReadingRow, rowToView, type SqlDialect, type SqlStatement, type StoredReadingView } from '#libs/database';
-import type { Logger } from '#libs/observability';
+import { ReadingStore, rowToView, type StoredReadingView } from '#libs/database';
 import { billingPeriod, isBillingPeriod } from '#libs/readings';
-import { LOGGER } from '../api.tokens.js';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 
@@ -30,9 +27,6 @@ interface PeriodView {
   submissions?: StoredReadingView[];
 }
 
-/** Where an answer came from: PostgreSQL primary or read replica; CockroachDB follower read or leaseholder (current). */
-export type ReadFrom = 'primary' | 'replica' | 'follower' | 'leaseholder';
-
 /**
  * A meter's readings per billing period. By default (consistency=eventual) from a source that
  * may lag a little: the PostgreSQL read replica, or with CockroachDB a follower read (AS OF SYSTEM
@@ -42,43 +36,11 @@ export type ReadFrom = 'primary' | 'replica' | 'follower' | 'leaseholder';
  */
 @Controller('v1/meters')
 export class MetersController {
-  private readonly dialect: SqlDialect;
-
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(LOGGER) private readonly logger: Logger,
-    private readonly dataSource: DataSource,
+    private readonly store: ReadingStore,
     private readonly database: DatabaseConnector,
-  ) {
-    this.dialect = dialectFor(config.db.backend);
-  }
-
-  private async query(strong: boolean, meterId: string, from: string, to: string, history: boolean): Promise<{ rows: ReadingRow[]; readFrom: ReadFrom }> {
-    this.database.assertConnected();
-    const run = async (mode: 'master' | 'slave', statement: SqlStatement) => {
-      const runner = this.dataSource.createQueryRunner(mode);
-      try {
-        return (await runner.query(statement.text, statement.values)) as ReadingRow[];
-      } finally {
-        await runner.release();
-      }
-    };
-    if (this.dialect.staleReads === 'follower-reads') {
-      // One pool: the staleness is in the statement (AS OF SYSTEM TIME), not in the connection.
-      return { rows: await run('master', this.dialect.meterReadings(meterId, from, to, history, !strong)), readFrom: strong ? 'leaseholder' : 'follower' };
-    }
-    const statement = this.dialect.meterReadings(meterId, from, to, history);
-    if (!strong && this.config.db.replicaUrl) {
-      try {
-        return { rows: await run('slave', statement), readFrom: 'replica' };
-      } catch (err) {
-        if (classifyDbError(err) !== 'transient') throw err;
-        // The replica is down or restarting: the primary can answer, only more expensively.
-        this.logger.warn({ err: String(err) }, 'read replica unavailable, reading from the primary');
-      }
-    }
-    return { rows: await run('master', statement), readFrom: 'primary' };
-  }
+  ) {}
 
   @Get(':meterId/readings')
   async history(
@@ -106,7 +68,8 @@ export class MetersController {
 
     const history = query.history === 'true';
     const strong = query.consistency === 'strong';
-    const { rows, readFrom } = await this.query(strong, meterId, from, to, history);
+    this.database.assertConnected();
+    const { rows, readFrom } = await this.store.meterReadings(meterId, from, to, { history, strong });
     const periods: PeriodView[] = [];
     for (const row of rows) {
       const view = rowToView(row);

@@ -1,7 +1,7 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Registry } from 'prom-client';
-import { METRICS_REGISTRY } from '../api.tokens.js';
+import { METRICS_REGISTRY } from '#libs/observability';
 
 @SkipThrottle()
 @Controller('metrics')

@@ -1,7 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
-import { APP_CONFIG, type AppConfig } from '#libs/config';
-import { dialectFor, type ReadingRow, rowToView, type SqlDialect } from '#libs/database';
+import { Injectable } from '@nestjs/common';
+import { ReadingStore, rowToView } from '#libs/database';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 import { IntakeQueue } from '../intake/intake-queue.js';
@@ -12,33 +10,20 @@ import { IntakeQueue } from '../intake/intake-queue.js';
  */
 @Injectable()
 export class ReadingStatusService {
-  private readonly dialect: SqlDialect;
-
   constructor(
-    @Inject(APP_CONFIG) config: AppConfig,
-    private readonly dataSource: DataSource,
+    private readonly store: ReadingStore,
     private readonly intake: IntakeQueue,
     private readonly database: DatabaseConnector,
-  ) {
-    this.dialect = dialectFor(config.db.backend);
-  }
+  ) {}
 
   private async fromDatabase(id: string): Promise<Record<string, unknown> | undefined> {
-    const runner = this.dataSource.createQueryRunner('master');
-    try {
-      const byId = this.dialect.readingById(id);
-      const rows = (await runner.query(byId.text, byId.values)) as ReadingRow[];
-      if (rows[0]) return { ...rowToView(rows[0]) };
-      const failedQ = this.dialect.failedById(id);
-      const failed = (await runner.query(failedQ.text, failedQ.values)) as { payload: string; reason: string; failed_at: Date }[];
-      if (failed[0]) {
-        const { notify: _n, requestId: _r, ...reading } = JSON.parse(failed[0].payload) as Record<string, unknown>;
-        return { ...reading, id, status: 'failed', flags: [], reason: failed[0].reason, failedAt: failed[0].failed_at.toISOString() };
-      }
-      return undefined;
-    } finally {
-      await runner.release();
+    const found = await this.store.find(id);
+    if (found?.status === 'stored') return { ...rowToView(found.row) };
+    if (found?.status === 'failed') {
+      const { notify: _n, requestId: _r, ...reading } = JSON.parse(found.payload) as Record<string, unknown>;
+      return { ...reading, id, status: 'failed', flags: [], reason: found.reason, failedAt: found.failedAt.toISOString() };
     }
+    return undefined;
   }
 
   async find(id: string): Promise<Record<string, unknown> | undefined> {

@@ -4,7 +4,7 @@ import { isUuid, isValidIdempotencyKey } from '#libs/readings';
 import { ApiError } from '../http/api-error.js';
 import type { BatchResult, ReadingAccepted, ReadingStoredNow, SubmitContext } from './dto/readings.dto.js';
 import { ReadingStatusService } from './reading-status.service.js';
-import { ReadingsService } from './readings.service.js';
+import { ReadingIntake } from './reading-intake.js';
 
 function parseWait(value: string | undefined): boolean {
   if (value === undefined || value === 'false' || value === '0') return false;
@@ -23,7 +23,7 @@ function contextOf(req: FastifyRequest, idempotencyKey: string | undefined, wait
 @Controller('v1/readings')
 export class ReadingsController {
   constructor(
-    private readonly readings: ReadingsService,
+    private readonly readings: ReadingIntake,
     private readonly status: ReadingStatusService,
   ) {}
 

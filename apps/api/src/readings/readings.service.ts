@@ -1,22 +1,7 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
 import type { ApiMetrics } from '#libs/observability';
-import {
-  billingPeriod,
-  DEFAULT_RULES,
-  isPlainObject,
-  newReadingId,
-  type QueuedReading,
-  type ReadingFlag,
-  readingFingerprint,
-  readingIdForKey,
-  statusForErrors,
-  type ValidationError,
-  type ValidationRules,
-  type ValidReading,
-  validateReading,
-} from '#libs/readings';
+import { isPlainObject, newReadingId, type ReadingFlag, readingFingerprint, readingIdForKey, validateReading } from '#libs/readings';
 import { API_METRICS } from '../api.tokens.js';
 import { ApiError } from '../http/api-error.js';
 import { BacklogMonitor } from '../intake/backlog.monitor.js';
@@ -24,30 +9,28 @@ import { SubmissionCoalescer } from '../intake/coalescer.js';
 import { IntakeQueue, type Submission } from '../intake/intake-queue.js';
 import { StoredNotices } from '../intake/stored-notices.js';
 import type { BatchResult, ReadingAccepted, ReadingStoredNow, SubmitContext } from './dto/readings.dto.js';
-import { NaiveIntakeService } from './naive-intake.service.js';
+import { ReadingIntake } from './reading-intake.js';
+import { SubmissionBuilder } from './submission-builder.js';
 
 const RETRY_AFTER_REDIS_DOWN = '1';
 const RETRY_AFTER_BACKLOG = '5';
 
+/**
+ * The service's intake (INTAKE_MODE=queue, the default): validate, claim the idempotency key,
+ * queue through the coalescer, answer 202 once Redis holds the job.
+ */
 @Injectable()
-export class ReadingsService {
-  private readonly rules: ValidationRules;
-
+export class ReadingsService extends ReadingIntake {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(API_METRICS) private readonly metrics: ApiMetrics,
+    private readonly submissions: SubmissionBuilder,
     private readonly intake: IntakeQueue,
     private readonly coalescer: SubmissionCoalescer,
     private readonly backlog: BacklogMonitor,
     private readonly notices: StoredNotices,
-    private readonly naive: NaiveIntakeService,
   ) {
-    this.rules = { ...DEFAULT_RULES, maxAgeDays: config.intake.maxAgeDays };
-  }
-
-  /** The idempotency scope: the API key (hashed, never stored) or one shared public scope. */
-  scopeFor(apiKey: string | undefined): string {
-    return apiKey ? createHash('sha256').update(apiKey).digest('base64url').slice(0, 16) : 'public';
+    super();
   }
 
   /** Refuses before any work when the queue cannot take readings now. */
@@ -62,19 +45,6 @@ export class ReadingsService {
     }
   }
 
-  private rejectInvalid(errors: ValidationError[], reason: string): never {
-    this.metrics.readingsRejected.inc({ reason });
-    const status = statusForErrors(errors);
-    throw new ApiError(status, status === 400 ? 'bad_request' : 'invalid_reading', 'the reading is not valid', errors.map(({ path, message }) => ({ path, message })));
-  }
-
-  private queued(reading: ValidReading, id: string, ctx: SubmitContext, receivedAt: string): QueuedReading {
-    const q: QueuedReading = { ...reading, id, period: billingPeriod(reading.readAt, this.config.intake.timeZone), receivedAt };
-    if (ctx.requestId) q.requestId = ctx.requestId;
-    if (ctx.wait) q.notify = true;
-    return q;
-  }
-
   private queueFailure(err: unknown): never {
     if (err instanceof ApiError) throw err;
     this.metrics.shed.inc({ reason: 'redis' });
@@ -84,24 +54,13 @@ export class ReadingsService {
   }
 
   async submitOne(body: unknown, ctx: SubmitContext): Promise<ReadingAccepted | ReadingStoredNow> {
-    const mode = this.config.intake.mode;
-    if (mode === 'noop') return { id: newReadingId(), status: 'queued' };
-    if (mode === 'queue') this.assertAccepting();
-    const now = Date.now();
-    const result = validateReading(body, now, this.rules);
-    if (!result.ok) this.rejectInvalid(result.errors, 'validation');
-    const scope = this.scopeFor(ctx.apiKey);
-    const id = ctx.idempotencyKey ? readingIdForKey(scope, ctx.idempotencyKey) : newReadingId();
-    const reading = this.queued(result.reading, id, ctx, new Date(now).toISOString());
-    if (mode === 'naive') {
-      const stored = await this.naive.store(reading);
-      this.metrics.readingsAccepted.inc();
-      return { id, status: 'stored', ...result.reading, period: reading.period, ...stored };
-    }
+    this.assertAccepting();
+    const { valid, reading, scope } = this.submissions.single(body, ctx);
+    const id = reading.id;
     const waiter = ctx.wait ? this.notices.waitFor(id, this.config.intake.waitTimeoutMs) : undefined;
     let conflict: boolean;
     try {
-      conflict = await this.coalescer.submit({ reading, idempotencyKey: ctx.idempotencyKey, scope, fingerprint: ctx.idempotencyKey ? readingFingerprint(result.reading) : '' });
+      conflict = await this.coalescer.submit({ reading, idempotencyKey: ctx.idempotencyKey, scope, fingerprint: ctx.idempotencyKey ? readingFingerprint(valid) : '' });
     } catch (err) {
       waiter?.cancel();
       this.queueFailure(err);
@@ -117,7 +76,7 @@ export class ReadingsService {
     if (waiter) {
       const notice = await waiter.promise;
       if (notice?.status === 'stored') {
-        return { id, status: 'stored', ...result.reading, period: reading.period, flags: (notice.flags ?? []) as ReadingFlag[], ...(notice.storedAt ? { storedAt: notice.storedAt } : {}) };
+        return { id, status: 'stored', ...valid, period: reading.period, flags: (notice.flags ?? []) as ReadingFlag[], ...(notice.storedAt ? { storedAt: notice.storedAt } : {}) };
       }
       if (notice?.status === 'failed') return { id, status: 'failed', reason: notice.reason ?? 'rejected by the database' };
     }
@@ -125,16 +84,13 @@ export class ReadingsService {
   }
 
   async submitBatch(body: unknown, ctx: SubmitContext): Promise<BatchResult> {
-    if (this.config.intake.mode !== 'queue') {
-      throw new ApiError(501, 'not_implemented', `batches are not served in INTAKE_MODE=${this.config.intake.mode} (a benchmark-only mode)`);
-    }
     this.assertAccepting();
-    if (!isPlainObject(body)) this.rejectInvalid([{ path: '$', kind: 'shape', message: 'must be a JSON object with a readings array' }], 'envelope');
+    if (!isPlainObject(body)) this.submissions.rejectInvalid([{ path: '$', kind: 'shape', message: 'must be a JSON object with a readings array' }], 'envelope');
     const extra = Object.keys(body).filter((k) => k !== 'readings');
-    if (extra.length) this.rejectInvalid(extra.map((k) => ({ path: k, kind: 'shape' as const, message: 'unknown field' })), 'envelope');
+    if (extra.length) this.submissions.rejectInvalid(extra.map((k) => ({ path: k, kind: 'shape' as const, message: 'unknown field' })), 'envelope');
     const items = body.readings;
-    if (!Array.isArray(items)) this.rejectInvalid([{ path: 'readings', kind: 'shape', message: 'must be an array' }], 'envelope');
-    if (items.length === 0) this.rejectInvalid([{ path: 'readings', kind: 'shape', message: 'must contain at least one reading' }], 'envelope');
+    if (!Array.isArray(items)) this.submissions.rejectInvalid([{ path: 'readings', kind: 'shape', message: 'must be an array' }], 'envelope');
+    if (items.length === 0) this.submissions.rejectInvalid([{ path: 'readings', kind: 'shape', message: 'must contain at least one reading' }], 'envelope');
     if (items.length > this.config.intake.batchLimit) {
       this.metrics.readingsRejected.inc({ reason: 'batch_too_large' }, items.length);
       throw new ApiError(413, 'batch_too_large', `a batch holds at most ${this.config.intake.batchLimit} readings`, [
@@ -143,18 +99,18 @@ export class ReadingsService {
     }
     const now = Date.now();
     const receivedAt = new Date(now).toISOString();
-    const scope = this.scopeFor(ctx.apiKey);
+    const scope = this.submissions.scopeFor(ctx.apiKey);
     const result: BatchResult = { accepted: [], rejected: [] };
     const submissions: Submission[] = [];
     const indexes: number[] = [];
     items.forEach((item: unknown, index) => {
-      const v = validateReading(item, now, this.rules, { batchItem: true, pathPrefix: `readings[${index}]` });
+      const v = validateReading(item, now, this.submissions.rules, { batchItem: true, pathPrefix: `readings[${index}]` });
       if (!v.ok) {
         result.rejected.push({ index, errors: v.errors.map(({ path, message }) => ({ path, message })) });
         return;
       }
       const id = v.submissionId ? readingIdForKey(scope, v.submissionId) : newReadingId();
-      submissions.push({ reading: this.queued(v.reading, id, { ...ctx, wait: false }, receivedAt), idempotencyKey: v.submissionId, scope, fingerprint: v.submissionId ? readingFingerprint(v.reading) : '' });
+      submissions.push({ reading: this.submissions.queued(v.reading, id, { ...ctx, wait: false }, receivedAt), idempotencyKey: v.submissionId, scope, fingerprint: v.submissionId ? readingFingerprint(v.reading) : '' });
       indexes.push(index);
     });
     if (submissions.length > 0) {

@@ -1,19 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { QueryRunner } from 'typeorm';
 import {
   classifyDbError,
   errorCode,
   errorMessage,
-  inTransaction,
   type IsolationLevel,
   isRetryableTransactionError,
-  type QueryRunnerSource,
+  type ReadingStore,
   type RetryNotice,
   type RowToStore,
-  type SqlDialect,
+  type StoreTransaction,
   TransactionRetriesExhaustedError,
   type TransactionRetryPolicy,
-  withFlags,
 } from '#libs/database';
 import type { Logger, WriterMetrics } from '#libs/observability';
 import { collapseById, type QueuedReading, type ReadingFlag } from '#libs/readings';
@@ -66,8 +63,7 @@ export interface BatchWriterOptions {
  */
 export class BatchWriter {
   constructor(
-    private readonly dataSource: QueryRunnerSource,
-    private readonly dialect: SqlDialect,
+    private readonly store: ReadingStore,
     private readonly options: BatchWriterOptions,
     private readonly logger: Logger,
     private readonly metrics?: WriterMetrics,
@@ -107,16 +103,14 @@ export class BatchWriter {
   private async writeOnce(rows: readonly QueuedReading[]): Promise<WriteOutcome> {
     let outcome: WriteOutcome;
     try {
-      outcome = await this.transaction(async (runner) => {
-        const toStore = await this.withFlags(runner, rows);
-        const statement = this.dialect.insertReadings(toStore);
-        const inserted = (await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[];
-        return this.outcomeOf(toStore, inserted, []);
+      outcome = await this.transaction(async (tx) => {
+        const toStore = await this.store.withFlags(tx, rows, this.options.spikeKwhPerDay);
+        return this.outcomeOf(toStore, await this.store.insert(tx, toStore), []);
       });
     } catch (err) {
       if (classifyDbError(err) !== 'data') throw err;
       this.logger.warn({ code: errorCode(err), err: errorMessage(err), readings: rows.length }, 'batch rejected by the database, isolating bad readings');
-      outcome = await this.transaction((runner) => this.isolate(runner, rows));
+      outcome = await this.transaction((tx) => this.isolate(tx, rows));
     }
     this.metrics?.rowsWritten.inc(outcome.stored.filter((s) => s.storedAt).length);
     this.metrics?.duplicatesSkipped.inc(outcome.stored.filter((s) => !s.storedAt).length);
@@ -125,8 +119,8 @@ export class BatchWriter {
   }
 
   /** A transaction re-run from the start on 40001 / 40003 / 40P01; `work` is idempotent (ON CONFLICT DO NOTHING). */
-  private transaction<T>(work: (runner: QueryRunner) => Promise<T>): Promise<T> {
-    return inTransaction(this.dataSource, work, {
+  private transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.store.transaction(work, {
       ...(this.options.txRetry ? { policy: this.options.txRetry } : {}),
       ...(this.options.isolation ? { isolation: this.options.isolation } : {}),
       onRetry: (notice) => this.onTransactionRetry(notice),
@@ -138,27 +132,20 @@ export class BatchWriter {
     this.logger.warn({ attempt, code, delayMs, err: errorMessage(error) }, 'transaction conflict, running the batch again');
   }
 
-  /** One query for the whole batch: each meter's latest stored reading of an earlier period. */
-  private withFlags(runner: QueryRunner, rows: readonly QueuedReading[]): Promise<RowToStore[]> {
-    return withFlags((text, values) => runner.query(text, values), this.dialect, rows, this.options.spikeKwhPerDay);
-  }
-
   /** Row by row under savepoints: only reached when the database refused the batch for its data. */
-  private async isolate(runner: QueryRunner, rows: readonly QueuedReading[]): Promise<WriteOutcome> {
+  private async isolate(tx: StoreTransaction, rows: readonly QueuedReading[]): Promise<WriteOutcome> {
     const stored: RowToStore[] = [];
     const inserted: { id: string; stored_at: Date }[] = [];
     const failures: { reading: QueuedReading; reason: string; sqlstate: string | null }[] = [];
     for (const reading of rows) {
-      await runner.query('SAVEPOINT one_reading');
       try {
-        const [row] = await this.withFlags(runner, [reading]);
-        const statement = this.dialect.insertReadings([row!]);
-        inserted.push(...((await runner.query(statement.text, statement.values)) as { id: string; stored_at: Date }[]));
-        await runner.query('RELEASE SAVEPOINT one_reading');
-        stored.push(row!);
+        await this.store.savepoint(tx, async () => {
+          const [row] = await this.store.withFlags(tx, [reading], this.options.spikeKwhPerDay);
+          inserted.push(...(await this.store.insert(tx, [row!])));
+          stored.push(row!);
+        });
       } catch (err) {
         if (classifyDbError(err) !== 'data') throw err;
-        await runner.query('ROLLBACK TO SAVEPOINT one_reading');
         failures.push({ reading, reason: errorMessage(err), sqlstate: errorCode(err) ?? null });
       }
     }
@@ -166,7 +153,8 @@ export class BatchWriter {
       for (const f of failures) {
         this.logger.error({ readingId: f.reading.id, requestId: f.reading.requestId, sqlstate: f.sqlstate, reason: f.reason }, 'reading isolated as failed');
       }
-      const statement = this.dialect.insertFailed(
+      await this.store.recordFailures(
+        tx,
         failures.map((f) => ({
           id: f.reading.id,
           // The raw payload may hold what the database refused (a NUL byte): keep it escaped.
@@ -176,7 +164,6 @@ export class BatchWriter {
           sqlstate: f.sqlstate,
         })),
       );
-      await runner.query(statement.text, statement.values);
     }
     return this.outcomeOf(
       stored,

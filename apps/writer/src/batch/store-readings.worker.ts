@@ -1,10 +1,9 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
-import { dialectFor } from '#libs/database';
-import type { Logger, WriterMetrics } from '#libs/observability';
+import { ReadingStore } from '#libs/database';
+import { LOGGER, type Logger, type WriterMetrics } from '#libs/observability';
 import {
   createWorkerConnection,
   READINGS_QUEUE,
@@ -13,7 +12,7 @@ import {
   type StoreReadingsJob,
 } from '#libs/queue';
 import type { QueuedReading } from '#libs/readings';
-import { COMMANDS_REDIS, LOGGER, WRITER_METRICS } from '../writer.tokens.js';
+import { COMMANDS_REDIS, WRITER_METRICS } from '../writer.tokens.js';
 import { BatchBuffer } from './batch-buffer.js';
 import { BatchWriter, type WriteOutcome } from './batch-writer.js';
 
@@ -35,12 +34,11 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(WRITER_METRICS) private readonly metrics: WriterMetrics,
     @Inject(COMMANDS_REDIS) private readonly commands: Redis,
-    dataSource: DataSource,
+    store: ReadingStore,
   ) {
     this.keys = redisKeys(config.redis.keyPrefix);
     const writer = new BatchWriter(
-      dataSource,
-      dialectFor(config.db.backend),
+      store,
       { spikeKwhPerDay: config.intake.spikeKwhPerDay, retryMaxMs: config.writer.retryMaxMs, txRetry: config.db.txRetry },
       logger,
       metrics,

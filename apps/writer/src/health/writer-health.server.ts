@@ -2,11 +2,11 @@ import { createServer, type Server } from 'node:http';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
-import type { Logger } from '#libs/observability';
+import { ReadingStore } from '#libs/database';
+import { LOGGER, type Logger, METRICS_REGISTRY } from '#libs/observability';
 import { StoreReadingsWorker } from '../batch/store-readings.worker.js';
-import { COMMANDS_REDIS, LOGGER, METRICS_REGISTRY } from '../writer.tokens.js';
+import { COMMANDS_REDIS } from '../writer.tokens.js';
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms).unref())]);
@@ -22,7 +22,7 @@ export class WriterHealthServer implements OnApplicationBootstrap, OnApplication
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS_REGISTRY) private readonly registry: Registry,
     @Inject(COMMANDS_REDIS) private readonly redis: Redis,
-    private readonly dataSource: DataSource,
+    private readonly store: ReadingStore,
     private readonly worker: StoreReadingsWorker,
   ) {}
 
@@ -52,7 +52,7 @@ export class WriterHealthServer implements OnApplicationBootstrap, OnApplication
           checks[name] = { status: 'down', message: err instanceof Error ? err.message : String(err) };
         }
       };
-      await Promise.all([probe('redis', () => this.redis.ping()), probe('database', () => this.dataSource.query('SELECT 1'))]);
+      await Promise.all([probe('redis', () => this.redis.ping()), probe('database', () => this.store.ping())]);
       checks.worker = this.worker.health.running ? { status: 'up' } : { status: 'down', message: 'worker not running' };
       const ok = Object.values(checks).every((c) => c.status === 'up');
       return json(ok ? 200 : 503, { status: ok ? 'ok' : 'error', backend: this.config.db.backend, checks, ...this.worker.health });
