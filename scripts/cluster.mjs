@@ -1,7 +1,7 @@
 // `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M`: talks to the
 // running supervisor (npm start) over its Unix socket.
 // Node built-ins only: it needs no npm package, so it works the same on a fresh clone.
-import { request } from 'node:http';
+import { controlCall } from './cluster/control-client.mjs';
 import { localCluster, socketOf, takeDataDir } from './cluster/local-cluster.mjs';
 
 const argv = process.argv.slice(2);
@@ -10,14 +10,8 @@ const socketPath = socketOf(dataDir);
 const [command, ...rest] = argv;
 
 function call(method, path, body) {
-  return new Promise((resolveCall, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolveCall({ status: res.statusCode, body: JSON.parse(data) }));
-    });
-    req.on('error', (err) => reject(new Error(localCluster(dataDir).message ?? `the supervisor does not answer on ${socketPath} (${err.code})`)));
-    req.end(body ? JSON.stringify(body) : undefined);
+  return controlCall(socketPath, method, path, body).catch((err) => {
+    throw new Error(localCluster(dataDir).message ?? `the supervisor does not answer on ${socketPath} (${err.code})`);
   });
 }
 
@@ -37,6 +31,7 @@ function print(s) {
 try {
   if (command === 'status') {
     const res = await call('GET', '/status');
+    if (res.status !== 200) throw new Error(res.body.error);
     if (rest.includes('--json')) console.log(JSON.stringify(res.body, null, 2));
     else print(res.body);
   } else if (command === 'scale') {

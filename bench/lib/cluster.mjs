@@ -3,9 +3,9 @@
 // step needs one. Its process table (cluster.json) names every pid the CPU accounting needs.
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { control } from '../../scripts/cluster/control-client.mjs';
 import { root } from '../../scripts/lib/setup.mjs';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 
@@ -96,14 +96,8 @@ export class BenchCluster {
 
   /** A call on the supervisor's control socket (scale, stop/start postgres). */
   control(method, path, body) {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: join(this.dataDir, 'supervisor.sock'), method, path, headers: { 'content-type': 'application/json' } }, (res) => {
-        let data = '';
-        res.on('data', (c) => (data += c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(data)) : reject(new Error(`${method} ${path}: ${res.statusCode} ${data}`))));
-      });
-      req.on('error', reject);
-      req.end(body ? JSON.stringify(body) : undefined);
+    return control(join(this.dataDir, 'supervisor.sock'), method, path, body).catch((err) => {
+      throw new Error(`${method} ${path}: ${err.message}`);
     });
   }
 

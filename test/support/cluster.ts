@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { control } from '../../scripts/cluster/control-client.mjs';
 import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
+
+export { control };
 
 /** A pid with its start time (clock ticks since boot), as the supervisor records them. */
 interface Identity {
@@ -45,18 +47,6 @@ export interface Cluster {
   scale(target: { api?: number; writers?: number }): Promise<ProcessTable>;
   /** SIGTERM to the supervisor, then the data folder is removed (unless `keepData`, or KEEP_TEST_DATA is set). */
   stop(opts?: { keepData?: boolean }): Promise<number | string | null>;
-}
-
-export function control<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (c: Buffer) => (data += c.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(data) as T) : reject(new Error(`${res.statusCode}: ${data}`))));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
 }
 
 /**
