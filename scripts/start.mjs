@@ -8,82 +8,35 @@
 // what it has, the APIs drain and the writers flush, then Redis and PostgreSQL shut down cleanly.
 // If this process dies without that (SIGKILL, a crash), its guardian (cluster/guardian.mjs) does
 // the same stop; a later `npm start` stops whatever is still left before starting again.
+// This file is the supervision core (start-up order, restarts, scaling, the stop). Beside it in
+// cluster/: cli.mjs (options), supervisor-lock.mjs (one supervisor per data folder),
+// backends.mjs (PostgreSQL or CockroachDB, with Redis), control-server.mjs (the control socket),
+// supervised.mjs (one replica or writer), nginx.mjs, process-table.mjs, stop-cluster.mjs (the
+// stop the guardian shares), guardian.mjs.
 // Everything imported statically here uses Node built-ins only: on a fresh clone this runs
 // before the npm dependencies are installed.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, realpathSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
-import { connect, createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { startCockroachBackend, startPostgresBackend } from './cluster/backends.mjs';
+import { startOptions } from './cluster/cli.mjs';
+import { createControlServer } from './cluster/control-server.mjs';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
 import { identity, removeTable, writeTable } from './cluster/process-table.mjs';
 import { clearLeftovers, stopCluster } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
-import { cockroachVersion, findCockroachBin, startCockroachCluster } from './lib/cockroach.mjs';
-import { ensureBuilt, ensureDependencies, ensureSystemPackages, gitIgnoredDataDir, rel, root } from './lib/setup.mjs';
-import { freePort, RedisInstance, startStack } from './lib/stack.mjs';
+import { takeSupervisorLock } from './cluster/supervisor-lock.mjs';
+import { ensureBuilt, ensureDependencies, ensureSystemPackages, rel, root } from './lib/setup.mjs';
+import { freePort } from './lib/stack.mjs';
 import { STOP_DEADLINE_MS, STOP_DEADLINES_MS } from './lib/stop-deadlines.mjs';
 
-const { values: args } = parseArgs({
-  options: {
-    api: { type: 'string', default: process.env.API_REPLICAS ?? '2' },
-    writers: { type: 'string', default: process.env.WRITERS ?? '1' },
-    port: { type: 'string', default: process.env.NGINX_PORT ?? '8080' },
-    db: { type: 'string', default: process.env.DB_BACKEND ?? 'postgres' },
-    'data-dir': { type: 'string', default: process.env.DATA_DIR ?? gitIgnoredDataDir() },
-    fresh: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
-
-if (args.help) {
-  console.log(`usage: npm start -- [--api N] [--writers M] [--port 8080] [--db postgres|cockroach] [--fresh] [--data-dir DIR]
-  --api N       API replicas behind nginx (default 2)
-  --writers M   writer processes (default 1)
-  --port        port nginx listens on (default 8080)
-  --db          postgres (primary + streaming replica, default) or cockroach (a local three-node
-                CockroachDB cluster; needs a cockroach binary on PATH or COCKROACH_BIN)
-  --fresh       wipe the data folder (databases, queue, logs) before starting
-  --data-dir    where data, logs and the process table live (default .data/)
-Then: npm run cluster -- status | scale api=N writers=M`);
-  process.exit(0);
-}
-if (!['postgres', 'cockroach'].includes(args.db)) {
-  console.error(`--db ${args.db}: expected postgres or cockroach`);
-  process.exit(2);
-}
-const useCockroach = args.db === 'cockroach';
-let cockroachBin;
-if (useCockroach) {
-  // Checked before anything is installed, built or started: no binary means a plain stop, never PostgreSQL instead.
-  const found = findCockroachBin();
-  if (found.problem) {
-    console.error(`--db cockroach: ${found.problem}\nNothing was started. (npm start without --db cockroach runs the PostgreSQL backend.)`);
-    process.exit(2);
-  }
-  cockroachBin = found.bin;
-}
-const wanted = { api: Number(args.api), writers: Number(args.writers) };
-for (const [k, v] of Object.entries(wanted)) {
-  if (!Number.isInteger(v) || v < 1 || v > 32) {
-    console.error(`--${k === 'api' ? 'api' : 'writers'} must be a whole number from 1 to 32`);
-    process.exit(2);
-  }
-}
+const { fresh, useCockroach, cockroachBin, wanted, dataDir, ports } = startOptions();
 
 const log = (message) => process.stderr.write(`[meter-intake ${new Date().toISOString()}] ${message}\n`);
-const dataDir = resolve(args['data-dir']);
 const logsDir = join(dataDir, 'logs');
 const socketPath = join(dataDir, 'supervisor.sock');
-const ports = {
-  nginx: Number(args.port),
-  ...(useCockroach ? {} : { pg: Number(process.env.PG_PORT ?? 55432), replica: Number(process.env.PG_REPLICA_PORT ?? 55433) }),
-  redis: Number(process.env.REDIS_PORT ?? 56379),
-};
-
 function portFree(port) {
   return new Promise((resolvePort) => {
     const srv = createServer();
@@ -96,40 +49,7 @@ ensureDependencies();
 ensureSystemPackages(useCockroach ? ['redis-server', 'nginx'] : ['redis-server', 'postgres', 'nginx']);
 ensureBuilt();
 
-// One supervisor per data folder, from here on. The lock is a Unix socket in Linux's abstract
-// namespace, named after the folder: binding it is atomic, and the kernel releases it the moment
-// its holder exits, however it exits, so there is no stale lock to judge (a lock file would need
-// a check-then-take that two starts begun at once can both pass). Whoever connects to it is told
-// the holder's pid. Without it two `npm start`s could both get past the checks below and stop
-// each other's servers.
-mkdirSync(dataDir, { recursive: true });
-const lockName = `\0meter-intake-supervisor:${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 40)}`;
-const lock = createServer((socket) => socket.end(JSON.stringify(identity(process.pid))));
-const locked = await new Promise((resolveLock) => {
-  lock.once('error', resolveLock);
-  lock.listen(lockName, () => resolveLock(true));
-});
-if (locked !== true) {
-  if (locked.code !== 'EADDRINUSE') throw locked;
-  const holder = await new Promise((resolveHolder) => {
-    const socket = connect(lockName);
-    let data = '';
-    socket.setTimeout(2_000, () => socket.destroy());
-    socket.on('data', (chunk) => (data += chunk));
-    socket.on('close', () => {
-      try {
-        resolveHolder(JSON.parse(data));
-      } catch {
-        resolveHolder(undefined);
-      }
-    });
-    socket.on('error', () => undefined);
-  });
-  const pid = holder?.pid ?? '?';
-  console.error(`meter-intake is already running on this data folder (supervisor pid ${pid}). See npm run cluster -- status; stop it with Ctrl-C in its terminal or kill ${pid}.`);
-  process.exit(1);
-}
-lock.unref();
+await takeSupervisorLock(dataDir);
 
 // A cluster of an earlier run on this data folder: refuse if its supervisor lives; otherwise stop
 // what it left (cleanly: the writers flush, PostgreSQL shuts down fast) and start afresh.
@@ -150,7 +70,7 @@ for (const [name, port] of Object.entries(ports)) {
     process.exit(1);
   }
 }
-if (args.fresh) {
+if (fresh) {
   log(`--fresh: removing ${rel(dataDir)}`);
   rmSync(dataDir, { recursive: true, force: true });
 }
@@ -239,7 +159,7 @@ function processTable() {
     api: apis.map((a) => ({ ...part(a), url: `http://127.0.0.1:${a.port}` })),
     writers: writers.map((w) => ({ ...part(w), health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics` })),
     retiring: { api: retiringOf('api'), writers: retiringOf('writer') },
-    db: args.db,
+    db: useCockroach ? 'cockroach' : 'postgres',
     ...(database?.table() ?? (useCockroach ? { cockroach: { nodes: cockroachSpawned.map((n) => ({ name: n.name, ...identity(n.child?.pid) })) } } : {})),
     redis: { url: stack?.redisUrl, ...identity(stack?.redis.child?.pid), log: stack?.redis.logFile },
   };
@@ -256,87 +176,20 @@ saveProcessTable();
 // Start-up: the data services, the migrations, the writers and replicas, nginx.
 
 try {
-  if (useCockroach) {
-    let version;
-    try {
-      version = await cockroachVersion(cockroachBin);
-    } catch (err) {
-      console.error(`--db cockroach: ${cockroachBin} does not run (${err.message.split('\n')[0]}). Get a CockroachDB binary for this platform from https://www.cockroachlabs.com/docs/releases/`);
-      await shutdown('start-up failure', 2);
-    }
-    log(`starting Redis and a three-node CockroachDB cluster (${cockroachBin}, ${version})`);
-    const redis = new RedisInstance(join(dataDir, 'redis'), ports.redis, join(logsDir, 'redis.log'), process.env.REDIS_APPENDFSYNC ?? 'everysec');
-    mkdirSync(redis.dir, { recursive: true });
-    stack = { redis, redisUrl: redis.url, async stop() { await redis.stop(); } };
-    await redis.start();
-    saveProcessTable();
-    const cluster = await startCockroachCluster({
-      bin: cockroachBin,
-      dir: join(dataDir, 'cockroach'),
-      logsDir: join(logsDir, 'cockroach'),
-      log,
-      onSpawn: (node) => {
-        if (!cockroachSpawned.includes(node)) cockroachSpawned.push(node);
-        saveProcessTable();
-      },
-    }).catch((err) => {
-      throw new Error(`CockroachDB did not start: ${err.message}`);
-    });
-    stack.stop = async () => {
-      await redis.stop();
-      await cluster.stop();
-    };
-    database = {
-      // Each part talks to one node, round robin, so the load spreads over the cluster. (A node that
-      // stops takes its clients' database access with it until the watchdog restarts it; in
-      // production put a load balancer such as HAProxy in front of all nodes.)
-      env: (i) => ({ DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.urls[i % cluster.urls.length], DATABASE_URL: '', DATABASE_REPLICA_URL: '' }),
-      migrateEnv: { DB_BACKEND: 'cockroach', COCKROACH_URL: cluster.url, DATABASE_URL: '', DATABASE_REPLICA_URL: '' },
-      table: () => ({ cockroach: { version, nodes: cluster.nodes.map((n) => ({ name: n.name, sql: n.url, console: n.httpUrl, ...identity(n.child?.pid), log: n.logDir })) } }),
-      async health(table) {
-        const states = await Promise.all(cluster.nodes.map((n) => n.select1().then(() => 'ready', () => 'down')));
-        states.forEach((state, i) => (table.cockroach.nodes[i].health = state));
-      },
-      rows: () => cluster.nodes.map((n) => [n.name, n.url, n.child?.pid ?? '-', rel(n.logDir)]),
-      async watch() {
-        for (const n of cluster.nodes) {
-          if (!shuttingDown && !n.running) {
-            log(`${n.name} exited; restarting it (log: ${rel(n.logFile)})`);
-            n.start();
-            saveProcessTable();
-          }
-        }
-      },
-    };
-  } else {
-    log('starting PostgreSQL primary, streaming replica and Redis');
-    stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'everysec', log });
-    const env = { DB_BACKEND: 'postgres', DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl };
-    database = {
-      env: () => env,
-      migrateEnv: env,
-      table: () => ({ postgres: { primary: stack.databaseUrl, replica: stack.replicaUrl, logs: [stack.primary.logFile, stack.replica.logFile] } }),
-      async health(table) {
-        table.postgres.health = (await stack.primary.psql('SELECT 1').then(() => 'ready', () => 'down')) + ' / replica ' + (await stack.replica.psql('SELECT 1').then(() => 'ready', () => 'down'));
-      },
-      rows: () => [
-        ['postgres primary', stack.databaseUrl, '-', rel(stack.primary.logFile)],
-        ['postgres replica', stack.replicaUrl, '-', rel(stack.replica.logFile)],
-      ],
-      async watch() {
-        for (const pg of [stack.primary, stack.replica]) {
-          if (pg === stack.primary && held.has('postgres')) continue;
-          if (!shuttingDown && !(await pg.isRunning())) {
-            log(`postgres ${pg.name} is not running; starting it (log: ${rel(pg.logFile)})`);
-            await pg.start().catch((err) => log(`postgres ${pg.name} did not start: ${err.message}`));
-          }
-        }
-      },
-    };
-  }
+  const backend = {
+    ...{ dataDir, logsDir, ports, log, cockroachBin, held, saveProcessTable },
+    stopping: () => shuttingDown,
+    setStack: (s) => (stack = s),
+    onCockroachSpawn: (node) => {
+      if (!cockroachSpawned.includes(node)) cockroachSpawned.push(node);
+      saveProcessTable();
+    },
+  };
+  database = useCockroach ? await startCockroachBackend(backend) : await startPostgresBackend(backend);
 } catch (err) {
-  log(err.message);
-  await shutdown('start-up failure', 1);
+  if (err.exitCode === 2) console.error(err.message);
+  else log(err.message);
+  await shutdown('start-up failure', err.exitCode ?? 1);
 }
 saveProcessTable();
 await checkpoint();
@@ -526,45 +379,13 @@ async function stopEverything(reason, exitCode) {
   process.exit(exitCode);
 }
 
-// The control socket: `npm run cluster -- status | scale`.
-control = createHttpServer((req, res) => {
-  const reply = (code, body) => {
-    res.writeHead(code, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
-  };
+// The control socket: `npm run cluster -- status | scale | stop/start <part>`.
+control = createControlServer({
   // Nothing is scaled, stopped or started before the cluster is up or once its stop has begun.
-  if (!startupDone || shuttingDown) return reply(503, { error: shuttingDown ? 'the cluster is stopping' : 'the cluster is still starting' });
-  if (req.method === 'GET' && req.url === '/status') {
-    status().then((s) => reply(200, s), (err) => reply(500, { error: String(err) }));
-    return;
-  }
-  if (req.method === 'POST' && req.url === '/scale') {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      let target;
-      try {
-        target = JSON.parse(body);
-      } catch {
-        return reply(400, { error: 'body must be JSON {"api": N, "writers": M}' });
-      }
-      for (const [k, v] of Object.entries(target)) {
-        if (!['api', 'writers'].includes(k) || !Number.isInteger(v) || v < (k === 'api' ? 1 : 0) || v > 32) {
-          return reply(400, { error: `${k}=${v}: expected api=1..32 and writers=0..32` });
-        }
-      }
-      scale(target)
-        .then(() => status())
-        .then((s) => reply(200, s), (err) => reply(500, { error: String(err) }));
-    });
-    return;
-  }
-  const drillPath = /^\/(stop|start)\/(postgres|redis)$/.exec(req.url ?? '');
-  if (req.method === 'POST' && drillPath) {
-    drill(drillPath[2], drillPath[1]).then(() => reply(200, { [drillPath[2]]: drillPath[1] === 'stop' ? 'stopped' : 'started' }), (err) => reply(500, { error: String(err) }));
-    return;
-  }
-  reply(404, { error: 'GET /status, POST /scale, POST /stop/<postgres|redis> or POST /start/<postgres|redis>' });
+  refusal: () => (shuttingDown ? 'the cluster is stopping' : startupDone ? undefined : 'the cluster is still starting'),
+  status,
+  scale,
+  drill,
 });
 await new Promise((resolve) => {
   control.once('error', (err) => {
