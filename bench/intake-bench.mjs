@@ -1,4 +1,4 @@
-// Intake-path benchmark (issue 2): single submissions with and without coalescing, and AMI-style
+// Intake-path benchmark: single submissions with and without coalescing, and AMI-style
 // batches, all in one run on one machine so the ratios hold. Starts its own PostgreSQL
 // primary + replica and Redis in a temp folder, one API and one writer, and stops them after.
 //   node bench/intake-bench.mjs [--seconds 15] [--connections 64]

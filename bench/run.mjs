@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick]`: the benchmark of issue 4, in one run so the ratios hold on a
+// `npm run bench [-- --quick]`: the full benchmark (docs/PERFORMANCE.md), in one run so the ratios hold on a
 // noisy 2-core machine. Starts the real cluster (nginx, API replicas, writers, PostgreSQL primary
 // + replica, Redis) on free ports in a temp folder, measures, stops it, and writes
 // bench/results/<timestamp>.{json,md,png}:

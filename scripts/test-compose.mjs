@@ -1,5 +1,5 @@
 // `npm run test:compose`: runs docker-compose.postgres.yml for real, on a machine that may have
-// no Docker engine and no image registry, and checks what issue 6 promises:
+// no Docker engine and no image registry, and checks what the Docker Compose setup promises:
 //   - both compose files validate (`docker-compose config -q` and dclint's compose-spec schema);
 //   - `up -d --build --scale api=3 --scale writer=2` comes up healthy (migrate ran once, exit 0);
 //   - 2,000 readings sent through nginx by the load generator: every acknowledged one stored
