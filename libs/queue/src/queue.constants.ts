@@ -7,6 +7,21 @@ export const STORE_READINGS_JOB = 'store-readings';
 /** One job carries many readings: Redis and BullMQ work is paid per job, not per reading. */
 export interface StoreReadingsJob {
   readings: QueuedReading[];
+  /**
+   * Beside the readings, not in them (it is about the request, not the reading): the ids of
+   * readings whose client waits for the commit (?wait=true); the writer announces those.
+   */
+  notify?: string[];
+}
+
+/**
+ * The ids a job's clients wait for. Jobs queued before `notify` travelled beside the readings
+ * (up to 2026-12) carry it inside each reading as `notify: true`; both are read, so a job
+ * queued by an older API replica during a rolling upgrade is announced too.
+ */
+export function waitingIds(job: StoreReadingsJob): string[] {
+  const legacy = job.readings.filter((r) => (r as { notify?: unknown }).notify === true).map((r) => r.id);
+  return job.notify?.length ? [...job.notify, ...legacy] : legacy;
 }
 
 /** Announced by the writer after COMMIT for readings whose client asked to wait. */

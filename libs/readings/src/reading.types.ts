@@ -25,9 +25,8 @@ export interface QueuedReading extends ValidReading {
   period: string;
   /** When the API accepted it (ISO); the latest submission for a meter and period wins. */
   receivedAt: string;
+  /** The request that brought it: stored with the row (request_id), so a row can be traced to its request. */
   requestId?: string;
-  /** A client is waiting (?wait=true): the writer announces the commit. */
-  notify?: boolean;
 }
 
 export type ReadingFlag = 'regression' | 'spike';

@@ -22,6 +22,8 @@ const CLAIM_READINGS = new LuaScript(CLAIM_READINGS_SCRIPT);
 /** A reading about to be queued, with what its idempotency check needs. */
 export interface Submission {
   reading: QueuedReading;
+  /** Its client waits for the commit (?wait=true). */
+  notify?: boolean;
   /** Idempotency key (header or submissionId), if the client sent one. */
   idempotencyKey?: string;
   /** Scope of the key: the API key when present, so two clients' keys never collide. */
@@ -84,9 +86,11 @@ export class IntakeQueue implements OnApplicationShutdown {
       args.push(s.idempotencyKey ? s.fingerprint : '');
     }
     const conflicts = new Set((await CLAIM_READINGS.run(this.redis, keys, args)) as number[]);
-    const readings = submissions.filter((_, i) => !conflicts.has(i)).map((s) => s.reading);
+    const queued = submissions.filter((_, i) => !conflicts.has(i));
+    const readings = queued.map((s) => s.reading);
     if (readings.length > 0) {
-      await this.queue.add(STORE_READINGS_JOB, { readings }, { jobId });
+      const notify = queued.filter((s) => s.notify).map((s) => s.reading.id);
+      await this.queue.add(STORE_READINGS_JOB, notify.length ? { readings, notify } : { readings }, { jobId });
       this.metrics.jobSize.observe(readings.length);
     }
     this.metrics.enqueueDuration.observe((performance.now() - started) / 1000);

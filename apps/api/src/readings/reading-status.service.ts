@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ReadingStore, rowToView } from '#libs/database';
+import type { QueuedReading } from '#libs/readings';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 import { IntakeQueue } from '../intake/intake-queue.js';
@@ -20,6 +21,7 @@ export class ReadingStatusService {
     const found = await this.store.find(id);
     if (found?.status === 'stored') return { ...rowToView(found.row) };
     if (found?.status === 'failed') {
+      // requestId is internal; notify is only in payloads recorded before it travelled beside the reading.
       const { notify: _n, requestId: _r, ...reading } = JSON.parse(found.payload) as Record<string, unknown>;
       return { ...reading, id, status: 'failed', flags: [], reason: found.reason, failedAt: found.failedAt.toISOString() };
     }
@@ -41,7 +43,7 @@ export class ReadingStatusService {
       throw new ApiError(503, 'queue_unavailable', 'the reading is not stored yet and the queue is unreachable; retry shortly', [], { 'retry-after': '1' });
     }
     if (!pending?.reading) return undefined;
-    const { notify: _n, requestId: _r, ...reading } = pending.reading;
+    const { notify: _n, requestId: _r, ...reading } = pending.reading as QueuedReading & { notify?: boolean };
     if (pending.state === 'failed') return { ...reading, status: 'failed', flags: [], reason: pending.failedReason ?? 'job failed' };
     return { ...reading, status: 'queued', flags: [] };
   }

@@ -60,7 +60,7 @@ export class ReadingsService extends ReadingIntake {
     const waiter = ctx.wait ? this.notices.waitFor(id, this.config.intake.waitTimeoutMs) : undefined;
     let conflict: boolean;
     try {
-      conflict = await this.coalescer.submit({ reading, idempotencyKey: ctx.idempotencyKey, scope, fingerprint: ctx.idempotencyKey ? readingFingerprint(valid) : '' });
+      conflict = await this.coalescer.submit({ reading, ...(ctx.wait ? { notify: true } : {}), idempotencyKey: ctx.idempotencyKey, scope, fingerprint: ctx.idempotencyKey ? readingFingerprint(valid) : '' });
     } catch (err) {
       waiter?.cancel();
       this.queueFailure(err);

@@ -43,7 +43,6 @@ export class SubmissionBuilder {
   queued(reading: ValidReading, id: string, ctx: SubmitContext, receivedAt: string): QueuedReading {
     const q: QueuedReading = { ...reading, id, period: billingPeriod(reading.readAt, this.config.intake.timeZone), receivedAt };
     if (ctx.requestId) q.requestId = ctx.requestId;
-    if (ctx.wait) q.notify = true;
     return q;
   }
 }

@@ -10,6 +10,7 @@ import {
   redisKeys,
   type StoredNotice,
   type StoreReadingsJob,
+  waitingIds,
 } from '#libs/queue';
 import type { QueuedReading } from '#libs/readings';
 import { COMMANDS_REDIS, WRITER_METRICS } from '../writer.tokens.js';
@@ -28,6 +29,8 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
   private readonly buffer: BatchBuffer;
   private readonly keys: ReturnType<typeof redisKeys>;
   private lastCompletedAt = Date.now();
+  /** Ids of readings in the jobs now being processed whose clients wait for the commit (?wait=true). */
+  private readonly waiting = new Set<string>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -77,13 +80,21 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
   }
 
   private async process(job: Job<StoreReadingsJob>): Promise<{ stored: number; failed: number }> {
-    const outcome = await this.buffer.add(job.data.readings);
-    return { stored: outcome.stored.length, failed: outcome.failed.length };
+    // Known while the job's readings are being written: afterCommit runs for each batch before
+    // the job's own promise settles, so every commit of these readings sees them.
+    const waiting = waitingIds(job.data);
+    for (const id of waiting) this.waiting.add(id);
+    try {
+      const outcome = await this.buffer.add(job.data.readings);
+      return { stored: outcome.stored.length, failed: outcome.failed.length };
+    } finally {
+      for (const id of waiting) this.waiting.delete(id);
+    }
   }
 
   /** Clears the "queued" markers and wakes clients waiting on ?wait=true; best effort, the rows are committed. */
   private afterCommit(readings: readonly QueuedReading[], outcome: WriteOutcome): void {
-    const notify = new Set(readings.filter((r) => r.notify).map((r) => r.id));
+    const notify = this.waiting;
     const notices: StoredNotice[] = [];
     for (const s of outcome.stored) {
       if (notify.has(s.id)) notices.push({ id: s.id, status: 'stored', flags: s.flags, ...(s.storedAt ? { storedAt: s.storedAt } : {}) });
