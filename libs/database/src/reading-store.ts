@@ -124,17 +124,22 @@ export class ReadingStore {
     return (await tx.query(statement.text, statement.values)) as { id: string; stored_at: Date }[];
   }
 
-  /** Runs `work` under a savepoint: rolled back to it if `work` throws (the error is rethrown). */
-  async savepoint<T>(tx: StoreTransaction, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` under a savepoint. An error `recoverable` accepts is rolled back to the savepoint
+   * and rethrown (the transaction goes on); any other error is rethrown at once, untouched, and
+   * the whole transaction is rolled back by its runner (a 40001, a lost connection).
+   */
+  async savepoint<T>(tx: StoreTransaction, work: () => Promise<T>, recoverable: (err: unknown) => boolean): Promise<T> {
     await tx.query('SAVEPOINT one_reading');
+    let result: T;
     try {
-      const result = await work();
-      await tx.query('RELEASE SAVEPOINT one_reading');
-      return result;
+      result = await work();
     } catch (err) {
-      await tx.query('ROLLBACK TO SAVEPOINT one_reading');
+      if (recoverable(err)) await tx.query('ROLLBACK TO SAVEPOINT one_reading');
       throw err;
     }
+    await tx.query('RELEASE SAVEPOINT one_reading');
+    return result;
   }
 
   /** Records readings the database refused, with their reasons (the latest reason wins on a repeat). */

@@ -80,7 +80,9 @@ export type RowQuery = (text: string, values?: unknown[]) => Promise<Record<stri
  * The tables of the current schema as the database describes them, in TableSpec form.
  * information_schema for columns and keys (both backends implement it); pg_catalog for index
  * keys and their order. CockroachDB lists a hash-sharded index's hidden shard column
- * (crdb_internal_…_shard_N) as its first key: that is how USING HASH is stored, and is left out.
+ * (crdb_internal_…_shard_N) among the columns and as the index's first key: that is how USING
+ * HASH is stored, and is left out. (The CockroachDB side has not run on a real cluster yet: no
+ * binary on the machine this was written on.)
  */
 export async function readSchema(query: RowQuery, backend: DbBackend, tables: readonly string[] = SCHEMA.map((t) => t.name)): Promise<TableSpec[]> {
   const columns = await query(
@@ -117,7 +119,10 @@ export async function readSchema(query: RowQuery, backend: DbBackend, tables: re
     const names = [...new Set(indexRows.map((r) => String(r.index_name)))];
     return {
       name,
-      columns: columns.filter((c) => c.table_name === name).map((c) => ({ name: String(c.column_name), type: columnType(c), nullable: c.is_nullable === 'YES' })),
+      // CockroachDB also lists the hidden column a hash-sharded index adds (crdb_internal_…_shard_N).
+      columns: columns
+        .filter((c) => c.table_name === name && !(backend === 'cockroach' && String(c.column_name).startsWith('crdb_internal_')))
+        .map((c) => ({ name: String(c.column_name), type: columnType(c), nullable: c.is_nullable === 'YES' })),
       primaryKey: keys.filter((k) => k.table_name === name).map((k) => String(k.column_name)),
       indexes: names.map((index) => {
         const rows = indexRows.filter((r) => r.index_name === index);

@@ -139,11 +139,16 @@ export class BatchWriter {
     const failures: { reading: QueuedReading; reason: string; sqlstate: string | null }[] = [];
     for (const reading of rows) {
       try {
-        await this.store.savepoint(tx, async () => {
-          const [row] = await this.store.withFlags(tx, [reading], this.options.spikeKwhPerDay);
-          inserted.push(...(await this.store.insert(tx, [row!])));
-          stored.push(row!);
-        });
+        const [row, rows] = await this.store.savepoint(
+          tx,
+          async () => {
+            const [flagged] = await this.store.withFlags(tx, [reading], this.options.spikeKwhPerDay);
+            return [flagged!, await this.store.insert(tx, [flagged!])] as const;
+          },
+          (err) => classifyDbError(err) === 'data',
+        );
+        stored.push(row);
+        inserted.push(...rows);
       } catch (err) {
         if (classifyDbError(err) !== 'data') throw err;
         failures.push({ reading, reason: errorMessage(err), sqlstate: errorCode(err) ?? null });

@@ -30,7 +30,7 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
   private readonly keys: ReturnType<typeof redisKeys>;
   private lastCompletedAt = Date.now();
   /** Ids of readings in the jobs now being processed whose clients wait for the commit (?wait=true). */
-  private readonly waiting = new Set<string>();
+  private readonly waiting = new Map<string, number>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -82,13 +82,21 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
   private async process(job: Job<StoreReadingsJob>): Promise<{ stored: number; failed: number }> {
     // Known while the job's readings are being written: afterCommit runs for each batch before
     // the job's own promise settles, so every commit of these readings sees them.
+    // Counted, not a plain set: one id can be in two jobs at once (a resend with the same key and
+    // ?wait=true, a stalled job redelivered here), and the first to finish must not forget it.
+    // (A job rejected while part of it is still buffered stops announcing that part; BullMQ
+    // retries the job, and the retry's commit is announced.)
     const waiting = waitingIds(job.data);
-    for (const id of waiting) this.waiting.add(id);
+    for (const id of waiting) this.waiting.set(id, (this.waiting.get(id) ?? 0) + 1);
     try {
       const outcome = await this.buffer.add(job.data.readings);
       return { stored: outcome.stored.length, failed: outcome.failed.length };
     } finally {
-      for (const id of waiting) this.waiting.delete(id);
+      for (const id of waiting) {
+        const left = (this.waiting.get(id) ?? 1) - 1;
+        if (left > 0) this.waiting.set(id, left);
+        else this.waiting.delete(id);
+      }
     }
   }
 

@@ -1,8 +1,8 @@
 import type { SqlMigration } from '../../sql-migrations.js';
 
 /**
- * The CockroachDB schema: the same tables and columns as the PostgreSQL migration
- * (1795258000000-CreateReadings.ts, unchanged), written for CockroachDB:
+ * The CockroachDB schema: the tables of schema.ts, as the PostgreSQL migrations
+ * (migrations/postgres/) make them, written for CockroachDB:
  * - one DDL per statement, and the runner runs each statement as its own implicit transaction:
  *   CockroachDB does not make schema changes atomic inside an explicit transaction, and an error
  *   in an asynchronous schema change could surface only at COMMIT (typeorm#8474);
