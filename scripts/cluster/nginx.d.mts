@@ -13,7 +13,7 @@ export interface Upstream {
   port: number;
 }
 export function nginxSettings(env?: Record<string, string | undefined>): NginxSettings;
-export function renderNginxConfig(options: { prefix: string; listen: number; upstreams: Upstream[]; settings: NginxSettings }): string;
+export function renderNginxConfig(options: { prefix: string; listen: number; upstreams: Upstream[]; settings: NginxSettings }): { main: string; shared: Record<string, string> };
 export class NginxProcess {
   constructor(prefix: string, listen: number, settings: NginxSettings);
   prefix: string;

@@ -1,6 +1,7 @@
-// Renders nginx/nginx.conf.template for the native cluster and controls the nginx process.
+// Renders nginx/nginx.conf.template and the shared parts in nginx/shared/ for the native cluster,
+// and controls the nginx process.
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { root } from '../lib/setup.mjs';
@@ -22,30 +23,42 @@ export function nginxSettings(env = process.env) {
   };
 }
 
+/**
+ * The native cluster's nginx files: nginx.conf and shared/<name>.conf, from the templates. One
+ * placeholder syntax for both configs, ${NGINX_NAME} (what the nginx image's envsubst fills under
+ * compose); a placeholder with no value is an error, never left in the config.
+ */
 export function renderNginxConfig({ prefix, listen, upstreams, settings }) {
-  const template = readFileSync(join(root, 'nginx', 'nginx.conf.template'), 'utf8');
   const servers = upstreams.length
     ? upstreams.map((u) => `    server 127.0.0.1:${u.port} max_fails=3 fail_timeout=2s;  # ${u.name}`).join('\n')
     : '    server 127.0.0.1:9 down;  # no replica yet';
   const values = {
-    WORKER_PROCESSES: settings.workerProcesses,
-    USER_DIRECTIVE: isRoot ? 'user nobody nogroup;' : '',
-    PREFIX: prefix,
-    ACCESS_LOG: settings.accessLog ? `${prefix}/access.log meter_json buffer=64k flush=1s` : 'off',
-    MAX_BODY: settings.maxBody,
-    CLIENT_TIMEOUT: settings.clientTimeout,
-    CLIENT_KEEPALIVE: settings.clientKeepalive,
-    RATE_PER_SECOND: String(settings.ratePerSecond),
-    RATE_BURST: String(settings.rateBurst),
-    UPSTREAM_SERVERS: servers,
-    LISTEN: `127.0.0.1:${listen}`,
+    NGINX_WORKER_PROCESSES: settings.workerProcesses,
+    NGINX_USER_DIRECTIVE: isRoot ? 'user nobody nogroup;' : '',
+    NGINX_PREFIX: prefix,
+    NGINX_ACCESS_LOG: settings.accessLog ? `${prefix}/access.log meter_json buffer=64k flush=1s` : 'off',
+    NGINX_MAX_BODY: settings.maxBody,
+    NGINX_CLIENT_TIMEOUT: settings.clientTimeout,
+    NGINX_CLIENT_KEEPALIVE: settings.clientKeepalive,
+    NGINX_RATE_PER_SECOND: String(settings.ratePerSecond),
+    NGINX_RATE_BURST: String(settings.rateBurst),
+    NGINX_UPSTREAM_SERVERS: servers,
+    NGINX_LISTEN: `127.0.0.1:${listen}`,
     // The replicas set X-Served-By themselves; hiding it here turns it off for clients.
-    SERVED_BY_DIRECTIVE: settings.servedBy ? '' : '      proxy_hide_header X-Served-By;',
+    NGINX_SERVED_BY_DIRECTIVE: settings.servedBy ? '' : '      proxy_hide_header X-Served-By;',
   };
-  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name) => {
-    if (!(name in values)) throw new Error(`nginx template: no value for {{${name}}}`);
-    return values[name];
-  });
+  const render = (file) =>
+    readFileSync(file, 'utf8').replace(/\$\{([A-Z_]+)\}/g, (_, name) => {
+      if (!(name in values)) throw new Error(`nginx template ${file}: no value for \${${name}}`);
+      return values[name];
+    });
+  const sharedDir = join(root, 'nginx', 'shared');
+  const shared = Object.fromEntries(
+    readdirSync(sharedDir)
+      .filter((f) => f.endsWith('.conf.template'))
+      .map((f) => [f.replace(/\.template$/, ''), render(join(sharedDir, f))]),
+  );
+  return { main: render(join(root, 'nginx', 'nginx.conf.template')), shared };
 }
 
 /** The nginx master in the foreground (daemon off), reloaded with SIGHUP when the upstreams change. */
@@ -62,7 +75,10 @@ export class NginxProcess {
       mkdirSync(dir, { recursive: true });
       if (isRoot) chownSync(dir, 65534, 65534);
     }
-    writeFileSync(this.confFile, renderNginxConfig({ prefix: this.prefix, listen: this.listen, upstreams: this.upstreams, settings: this.settings }));
+    const { main, shared } = renderNginxConfig({ prefix: this.prefix, listen: this.listen, upstreams: this.upstreams, settings: this.settings });
+    mkdirSync(join(this.prefix, 'shared'), { recursive: true });
+    for (const [name, text] of Object.entries(shared)) writeFileSync(join(this.prefix, 'shared', name), text);
+    writeFileSync(this.confFile, main);
     const test = spawnSync(findBin('nginx', 'apt-get install -y nginx'), ['-t', '-q', '-p', this.prefix, '-c', this.confFile], { encoding: 'utf8' });
     if (test.status !== 0) throw new Error(`nginx rejected the generated config: ${test.stderr}`);
   }
