@@ -103,6 +103,8 @@ let watching = false;
 let shuttingDown = false;
 let shutdownPromise;
 let startupDone = false;
+/** starting, ready or stopping: what the process table says and what the control socket allows. */
+const clusterState = () => (shuttingDown ? 'stopping' : startupDone ? 'ready' : 'starting');
 let stopRequested;
 let wakeStartup;
 const stopRequestedDuringStartup = new Promise((r) => (wakeStartup = r));
@@ -150,7 +152,7 @@ function processTable() {
   return {
     updatedAt: new Date().toISOString(),
     // The control socket scales and stops parts only when 'ready' (it answers 503 otherwise).
-    state: shuttingDown ? 'stopping' : startupDone ? 'ready' : 'starting',
+    state: clusterState(),
     supervisor: { ...identity(process.pid), socket: socketPath },
     guardian: { ...identity(guardian?.pid), log: join(logsDir, 'guardian.log') },
     stopDeadlineMs: STOP_DEADLINE_MS,
@@ -382,7 +384,7 @@ async function stopEverything(reason, exitCode) {
 // The control socket: `npm run cluster -- status | scale | stop/start <part>`.
 control = createControlServer({
   // Nothing is scaled, stopped or started before the cluster is up or once its stop has begun.
-  refusal: () => (shuttingDown ? 'the cluster is stopping' : startupDone ? undefined : 'the cluster is still starting'),
+  refusal: () => ({ starting: 'the cluster is still starting', stopping: 'the cluster is stopping' })[clusterState()],
   status,
   scale,
   drill,

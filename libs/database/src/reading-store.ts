@@ -44,7 +44,7 @@ export interface ReadingStoreOptions {
  * retry policy and the isolation level, the store runs the statements.
  */
 export class ReadingStore {
-  readonly dialect: SqlDialect;
+  private readonly dialect: SqlDialect;
 
   constructor(
     private readonly connections: QueryRunnerSource,

@@ -86,10 +86,14 @@ export class IntakeQueue implements OnApplicationShutdown {
       args.push(s.idempotencyKey ? s.fingerprint : '');
     }
     const conflicts = new Set((await CLAIM_READINGS.run(this.redis, keys, args)) as number[]);
-    const queued = submissions.filter((_, i) => !conflicts.has(i));
-    const readings = queued.map((s) => s.reading);
+    const readings: QueuedReading[] = [];
+    const notify: string[] = [];
+    submissions.forEach((s, i) => {
+      if (conflicts.has(i)) return;
+      readings.push(s.reading);
+      if (s.notify) notify.push(s.reading.id);
+    });
     if (readings.length > 0) {
-      const notify = queued.filter((s) => s.notify).map((s) => s.reading.id);
       await this.queue.add(STORE_READINGS_JOB, notify.length ? { readings, notify } : { readings }, { jobId });
       this.metrics.jobSize.observe(readings.length);
     }

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { ReadingStore, rowToView } from '#libs/database';
-import type { QueuedReading } from '#libs/readings';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 import { IntakeQueue } from '../intake/intake-queue.js';
@@ -9,6 +8,15 @@ import { IntakeQueue } from '../intake/intake-queue.js';
  * Answers "what happened to reading X" from the primary (read-your-writes): stored rows and
  * isolated failures live in the database, queued readings are found through their marker.
  */
+/**
+ * A queued or refused reading as clients see it: without requestId (internal), and without the
+ * notify flag that jobs and payloads recorded before it travelled beside the reading still carry.
+ */
+function publicFields(reading: object): Record<string, unknown> {
+  const { notify: _n, requestId: _r, ...rest } = reading as Record<string, unknown>;
+  return rest;
+}
+
 @Injectable()
 export class ReadingStatusService {
   constructor(
@@ -21,9 +29,7 @@ export class ReadingStatusService {
     const found = await this.store.find(id);
     if (found?.status === 'stored') return { ...rowToView(found.row) };
     if (found?.status === 'failed') {
-      // requestId is internal; notify is only in payloads recorded before it travelled beside the reading.
-      const { notify: _n, requestId: _r, ...reading } = JSON.parse(found.payload) as Record<string, unknown>;
-      return { ...reading, id, status: 'failed', flags: [], reason: found.reason, failedAt: found.failedAt.toISOString() };
+      return { ...publicFields(JSON.parse(found.payload) as Record<string, unknown>), id, status: 'failed', flags: [], reason: found.reason, failedAt: found.failedAt.toISOString() };
     }
     return undefined;
   }
@@ -43,7 +49,7 @@ export class ReadingStatusService {
       throw new ApiError(503, 'queue_unavailable', 'the reading is not stored yet and the queue is unreachable; retry shortly', [], { 'retry-after': '1' });
     }
     if (!pending?.reading) return undefined;
-    const { notify: _n, requestId: _r, ...reading } = pending.reading as QueuedReading & { notify?: boolean };
+    const reading = publicFields(pending.reading);
     if (pending.state === 'failed') return { ...reading, status: 'failed', flags: [], reason: pending.failedReason ?? 'job failed' };
     return { ...reading, status: 'queued', flags: [] };
   }

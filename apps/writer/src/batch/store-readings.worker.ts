@@ -102,13 +102,12 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
 
   /** Clears the "queued" markers and wakes clients waiting on ?wait=true; best effort, the rows are committed. */
   private afterCommit(readings: readonly QueuedReading[], outcome: WriteOutcome): void {
-    const notify = this.waiting;
     const notices: StoredNotice[] = [];
     for (const s of outcome.stored) {
-      if (notify.has(s.id)) notices.push({ id: s.id, status: 'stored', flags: s.flags, ...(s.storedAt ? { storedAt: s.storedAt } : {}) });
+      if (this.waiting.has(s.id)) notices.push({ id: s.id, status: 'stored', flags: s.flags, ...(s.storedAt ? { storedAt: s.storedAt } : {}) });
     }
     for (const f of outcome.failed) {
-      if (notify.has(f.id)) notices.push({ id: f.id, status: 'failed', reason: f.reason });
+      if (this.waiting.has(f.id)) notices.push({ id: f.id, status: 'failed', reason: f.reason });
     }
     const pipeline = this.commands.pipeline();
     pipeline.unlink(...readings.map((r) => this.keys.pending(r.id)));
