@@ -45,6 +45,25 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      // docker-compose.postgres.yml for real (test/compose): minutes long and root on first use,
+      // so only `npm run test:compose` selects it (scripts/test.mjs sets MI_TEST_COMPOSE=1);
+      // plain `vitest run` and `npm test` leave it out.
+      ...(process.env.MI_TEST_COMPOSE === '1'
+        ? [
+            {
+              extends: true as const,
+              test: {
+                name: 'compose',
+                include: ['test/compose/**/*.spec.mjs'],
+                environment: 'node',
+                globalSetup: ['test/compose/global-setup.mjs'],
+                fileParallelism: false,
+                testTimeout: 15 * 60_000,
+                hookTimeout: 30 * 60_000,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

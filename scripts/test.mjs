@@ -1,23 +1,38 @@
 // `npm test`: prepares the machine (npm dependencies, build, redis-server, PostgreSQL and nginx
 // from apt when missing), runs every test tier with Vitest against real servers started by the
 // harness, and ends with a plain `N passed, N failed` line.
-import { spawnSync } from 'node:child_process';
+// `npm run test:compose` is the same runner with `--project compose`: the compose tier
+// (test/compose) brings its own Docker engine and images and needs none of the above.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from './lib/setup.mjs';
 
+const args = process.argv.slice(2);
+const projects = args.flatMap((a, i) => (a === '--project' ? [args[i + 1]] : a.startsWith('--project=') ? [a.slice('--project='.length)] : []));
+const composeOnly = projects.length > 0 && projects.every((p) => p === 'compose');
+
 ensureDependencies();
-ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
-ensureBuilt();
+if (!composeOnly) {
+  ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
+  ensureBuilt();
+}
 
 const results = join(root, '.tmp', 'vitest-results.json');
 rmSync(results, { force: true });
-const vitest = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit', env: { ...process.env, FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR } });
+const env = { ...process.env, FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR };
+if (projects.includes('compose')) env.MI_TEST_COMPOSE = '1';
+const child = spawn(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...args], { cwd: root, stdio: 'inherit', env });
+// Ctrl-C reaches Vitest too (same process group); a SIGTERM sent to this process alone is passed
+// on. Either way this process waits for Vitest, whose hooks stop the servers it started.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+const vitest = await new Promise((resolve) => child.on('exit', (status, signal) => resolve({ status: status ?? (signal ? 128 : 1) })));
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 let cockroachLine;
+const failures = [];
 if (existsSync(results)) {
   const report = JSON.parse(readFileSync(results, 'utf8'));
   passed = report.numPassedTests ?? 0;
@@ -26,10 +41,18 @@ if (existsSync(results)) {
   // A file that failed to load has no failed test but is a failure all the same.
   const brokenFiles = (report.testResults ?? []).filter((f) => f.status === 'failed' && (f.assertionResults ?? []).length === 0).length;
   failed += brokenFiles;
+  for (const file of report.testResults ?? []) {
+    const name = String(file.name).replace(`${root}/`, '');
+    const tests = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
+    if (file.status === 'failed' && tests.length === 0) failures.push(`${name}: ${firstLine(file.message) || 'failed to load'}`);
+    for (const t of tests) failures.push(`${name} > ${t.fullName ?? t.title}: ${firstLine(t.failureMessages?.[0])}`);
+  }
   cockroachLine = cockroachSuiteLine(report);
 }
 const code = vitest.status ?? 1;
 if (code !== 0 && failed === 0) failed = 1; // vitest failed outside any test (setup, config): never report it as green
+// The failures again, right above the count, so a log that keeps only its tail still names them.
+for (const failure of failures) console.log(`FAILED  ${failure}`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 if (cockroachLine) console.log(cockroachLine);
 if (passed === 0 && code === 0) {
@@ -37,6 +60,10 @@ if (passed === 0 && code === 0) {
   process.exit(1);
 }
 process.exit(code);
+
+function firstLine(text) {
+  return String(text ?? '').split('\n').find((line) => line.trim() !== '')?.trim().slice(0, 300) ?? '';
+}
 
 /**
  * The CockroachDB suite (test/cockroach) runs only where COCKROACH_URL or a cockroach binary is

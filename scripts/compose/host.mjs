@@ -1,4 +1,4 @@
-// The machine side of `npm run test:compose` (scripts/test-compose.mjs holds the checks): the
+// The machine side of `npm run test:compose` (test/compose/compose.spec.mjs holds the checks): the
 // tools (Debian's docker.io, docker-compose, iptables, debootstrap, installed when missing as
 // root), a Docker engine (the machine's, or a dockerd of its own started here and stopped after),
 // and the images (pulled, or built as local STAND-INS from scripts/compose/standins/ when no
@@ -166,6 +166,28 @@ export function composeHost({ work: WORK, logs: LOGS, keep: KEEP, standins: STAN
     dockerdChild.kill('SIGTERM');
     for (let i = 0; i < 60 && dockerdChild.exitCode === null && dockerdChild.signalCode === null; i++) await sleep(500);
     if (dockerdChild.exitCode === null && dockerdChild.signalCode === null) dockerdChild.kill('SIGKILL');
+    restoreHostNetwork();
+  }
+
+  /**
+   * The same, synchronously: for a signal handler, where the process exits right after (Vitest
+   * leaves 1 ms on SIGINT). The event loop does not run here, so the child's exit is read from
+   * /proc (an exited child stays a zombie until reaped).
+   */
+  function stopEngineNow() {
+    if (!engineStartedHere || !dockerdChild || KEEP) return;
+    const pid = dockerdChild.pid;
+    const alive = () => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    dockerdChild.kill('SIGTERM');
+    for (let i = 0; i < 300 && alive(); i++) Atomics.wait(pause, 0, 0, 100);
+    if (alive()) dockerdChild.kill('SIGKILL');
     restoreHostNetwork();
   }
 
@@ -370,5 +392,5 @@ export function composeHost({ work: WORK, logs: LOGS, keep: KEEP, standins: STAN
   }
 
 
-  return { run, must, runLogged, tail, has, docker, dockerMust, engineEnv, ensureTools, ensureEngine, stopEngine, ensureImages, printImages, images };
+  return { run, must, runLogged, tail, has, docker, dockerMust, engineEnv, ensureTools, ensureEngine, stopEngine, stopEngineNow, ensureImages, printImages, images };
 }
