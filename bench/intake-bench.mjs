@@ -130,7 +130,7 @@ const batch = (prefix) => {
 const rows = [];
 try {
   rows.push(await scenario('single-coalesced', {}, single));
-  rows.push(await scenario('single-one-job-per-reading', { COALESCE_MAX_READINGS: '1', COALESCE_MS: '0' }, single));
+  rows.push(await scenario('single-one-job-per-reading', { COALESCE_MAX_READINGS: '1' }, single));
   rows.push(await scenario('batch-500', {}, batch, 8));
 } finally {
   await stopAll();

@@ -109,7 +109,7 @@ describe('Redis outage', () => {
 
 describe('shedding and limits', () => {
   it('sheds with 503 + Retry-After above the backlog high-water mark, and accepts nothing it sheds', async () => {
-    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `shed-${Date.now()}`, QUEUE_HIGH_WATER_JOBS: '5', BACKLOG_POLL_MS: '50', COALESCE_MS: '0' };
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `shed-${Date.now()}`, QUEUE_HIGH_WATER_JOBS: '5', BACKLOG_POLL_MS: '50' };
     // No writer: the backlog only grows.
     const a = await api(env, 'api-shed');
     const prefix = testRunPrefix('shed');
@@ -141,23 +141,38 @@ describe('shedding and limits', () => {
   });
 
   it('rate-limits one client across all replicas with 429 and Retry-After', async () => {
-    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `limit-${Date.now()}`, RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '60000' };
+    const prefix = `limit-${Date.now()}`;
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: prefix, RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_SYNC_MS: '50' };
     const [a, b] = await Promise.all([api(env, 'api-limit-a'), api(env, 'api-limit-b')]);
-    const prefix = testRunPrefix('limit');
-    const statuses: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const target = i % 2 === 0 ? a : b;
-      const res = await postJson(`${target.url}/v1/readings`, validReading(prefix, i), { 'x-api-key': 'utility-portal' });
-      statuses.push(res.status);
-      if (res.status === 429) {
-        expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
-        expect(res.json.error.code).toBe('rate_limited');
+    const run = testRunPrefix('limit');
+    const send = async (target: AppProcess, n: number, from: number) => {
+      const statuses: number[] = [];
+      for (let i = from; i < from + n; i++) {
+        const res = await postJson(`${target.url}/v1/readings`, validReading(run, i), { 'x-api-key': 'utility-portal' });
+        statuses.push(res.status);
+        if (res.status === 429) {
+          expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+          expect(res.json.error.code).toBe('rate_limited');
+        }
       }
+      return statuses;
+    };
+    // Replica a counts 12 and adds them to the shared counter at its next sync (50 ms).
+    expect(await send(a, 12, 0)).toEqual(Array(12).fill(202));
+    const redisClient = new Redis(stack.redisUrl);
+    try {
+      const counter = async () => {
+        const keys = await redisClient.keys(`${prefix}:rl:*`);
+        return keys.length === 1 ? Number(await redisClient.get(keys[0]!)) : 0;
+      };
+      await waitFor('replica a synced its 12 hits', async () => (await counter()) === 12, 10_000, 20);
+    } finally {
+      redisClient.disconnect();
     }
-    expect(statuses.filter((s) => s === 202)).toHaveLength(20);
-    expect(statuses.filter((s) => s === 429)).toHaveLength(10);
+    // Replica b starts its window from the shared total: 8 more pass, the rest get 429.
+    expect(await send(b, 12, 12)).toEqual([...Array(8).fill(202), ...Array(4).fill(429)]);
     // Another client (another key) is unaffected.
-    const other = await postJson(`${a.url}/v1/readings`, validReading(prefix, 99), { 'x-api-key': 'another-client' });
+    const other = await postJson(`${a.url}/v1/readings`, validReading(run, 99), { 'x-api-key': 'another-client' });
     expect(other.status).toBe(202);
   });
 });

@@ -99,7 +99,7 @@ export class AppModule {
             skipIf: () => c.intake.mode === 'noop',
             // One budget per client across every route, not one per route.
             generateKey: (_context: unknown, tracker: string, name: string) => `${name}:${tracker}`,
-            storage: new RedisThrottlerStorage(redis, redisKeys(c.redis.keyPrefix).rateLimit),
+            storage: new RedisThrottlerStorage(redis, redisKeys(c.redis.keyPrefix).rateLimit, c.rateLimit.syncMs),
           }),
         }),
         TerminusModule.forRoot({ errorLogStyle: 'json', gracefulShutdownTimeoutMs: 0 }),

@@ -26,7 +26,7 @@ describe('loadConfig: defaults', () => {
   });
 
   it('has the documented writer defaults', () => {
-    expect(config.writer).toMatchObject({ batchSize: 500, lingerMs: 20, flushConcurrency: 2, lockDurationMs: 30_000 });
+    expect(config.writer).toMatchObject({ batchSize: 500, lingerMs: 0, flushConcurrency: 2, lockDurationMs: 30_000 });
   });
 
   it('has sensible connection defaults', () => {
@@ -56,7 +56,7 @@ describe('loadConfig: valid overrides', () => {
     const c = loadConfig({
       PORT: '8080',
       WRITER_BATCH_SIZE: '2000',
-      WRITER_LINGER_MS: '0',
+      WRITER_LINGER_MS: '15',
       BATCH_LIMIT: '5000',
       READING_MAX_AGE_DAYS: '30',
       BILLING_TIME_ZONE: 'Asia/Vladivostok',
@@ -71,7 +71,7 @@ describe('loadConfig: valid overrides', () => {
     });
     expect(c.http.port).toBe(8080);
     expect(c.writer.batchSize).toBe(2000);
-    expect(c.writer.lingerMs).toBe(0);
+    expect(c.writer.lingerMs).toBe(15);
     expect(c.intake.batchLimit).toBe(5000);
     expect(c.intake.maxAgeDays).toBe(30);
     expect(c.intake.timeZone).toBe('Asia/Vladivostok');

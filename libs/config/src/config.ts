@@ -32,15 +32,18 @@ export interface AppConfig {
     /** Shed new intake with 503 while this process's event-loop delay (p99) is above this; 0 disables. */
     shedEventLoopDelayMs: number;
     backlogPollMs: number;
-    coalesceMs: number;
+    /** A group of single submissions (one queue job) holds at most this many readings... */
     coalesceMaxReadings: number;
+    /** ...and about this many bytes. */
+    coalesceMaxBytes: number;
     waitTimeoutMs: number;
     idempotencyTtlSeconds: number;
     spikeKwhPerDay: number;
     /** Delivery attempts per job, set by the producer (API) on every job. */
     jobAttempts: number;
   };
-  rateLimit: { limit: number; windowMs: number };
+  /** `syncMs`: how often each replica adds its counted hits to the shared counters in Redis. */
+  rateLimit: { limit: number; windowMs: number; syncMs: number };
   writer: {
     batchSize: number;
     lingerMs: number;
@@ -212,8 +215,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       highWaterJobs: r.int('QUEUE_HIGH_WATER_JOBS', 50_000, 1, 10_000_000),
       shedEventLoopDelayMs: r.int('SHED_EVENT_LOOP_DELAY_MS', 250, 0, 60_000),
       backlogPollMs: r.int('BACKLOG_POLL_MS', 500, 50, 60_000),
-      coalesceMs: r.int('COALESCE_MS', 2, 0, 1_000),
       coalesceMaxReadings: r.int('COALESCE_MAX_READINGS', 200, 1, 10_000),
+      coalesceMaxBytes: r.int('COALESCE_MAX_BYTES', 1_048_576, 1_024, 67_108_864),
       waitTimeoutMs: r.int('WAIT_TIMEOUT_MS', 5_000, 1, 120_000),
       idempotencyTtlSeconds: r.int('IDEMPOTENCY_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
       spikeKwhPerDay: r.int('SPIKE_KWH_PER_DAY', 500, 1, 1_000_000),
@@ -222,13 +225,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rateLimit: {
       limit: r.int('RATE_LIMIT', 600, 1, 10_000_000),
       windowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
+      syncMs: r.int('RATE_LIMIT_SYNC_MS', 100, 10, 10_000),
     },
     writer: {
       // PostgreSQL: 500, measured (docs/PERFORMANCE.md). CockroachDB: 100, not measured here (no
       // binary on this machine); its docs say to find the size by measuring 10, 100 and 1000 rows,
       // and a smaller transaction redoes less work when a conflict (40001) makes it run again.
       batchSize: r.int('WRITER_BATCH_SIZE', backend === 'cockroach' ? COCKROACH_DEFAULT_BATCH_SIZE : POSTGRES_DEFAULT_BATCH_SIZE, 1, 20_000),
-      lingerMs: r.int('WRITER_LINGER_MS', 20, 0, 10_000),
+      lingerMs: r.int('WRITER_LINGER_MS', 0, 0, 10_000),
       concurrency: r.int('WRITER_CONCURRENCY', 64, 1, 10_000),
       flushConcurrency: r.int('WRITER_FLUSH_CONCURRENCY', 2, 1, 64),
       lockDurationMs,

@@ -157,6 +157,41 @@ describe('BatchBuffer', () => {
     expect((await pc).stored.map((s) => s.id)).toEqual(ids(c));
   });
 
+  it('group commit (lingerMs 0): writes a partial batch at the end of the turn, with no timer', async () => {
+    const flush = manualFlush();
+    const b = buffer({ batchSize: 100, lingerMs: 0, flushConcurrency: 1 }, flush.fn);
+    const a = readings(2, 'a');
+    const c = readings(1, 'c');
+    const pa = b.add(a);
+    const pc = b.add(c);
+    expect(flush.calls).toHaveLength(0);
+    await settle();
+    expect(flush.calls.map((call) => ids(call.readings))).toEqual([[...ids(a), ...ids(c)]]);
+    flush.calls[0]!.resolve();
+    await Promise.all([pa, pc]);
+  });
+
+  it('group commit: jobs arriving while a flush is in flight go together when it returns', async () => {
+    const flush = manualFlush();
+    const b = buffer({ batchSize: 100, lingerMs: 0, flushConcurrency: 2 }, flush.fn);
+    const first = b.add(readings(1, 'first'));
+    await settle();
+    expect(flush.calls).toHaveLength(1);
+    const later = [readings(2, 'x'), readings(3, 'y')];
+    const pending = later.map((job) => b.add(job));
+    await settle();
+    await settle();
+    // A second flush may run at once (flushConcurrency 2), but a partial batch waits for the first.
+    expect(flush.calls).toHaveLength(1);
+    expect(b.pendingReadings).toBe(5);
+    flush.calls[0]!.resolve();
+    await first;
+    await settle();
+    expect(flush.calls.map((call) => ids(call.readings))[1]).toEqual(later.flatMap(ids));
+    flush.calls[1]!.resolve();
+    await Promise.all(pending);
+  });
+
   it('flushes fewer than batchSize readings after lingerMs', async () => {
     const flush = manualFlush();
     const b = buffer({ batchSize: 100, lingerMs: 20 }, flush.fn);

@@ -15,6 +15,11 @@ interface Entry {
 
 export interface BatchBufferOptions {
   batchSize: number;
+  /**
+   * 0 (the default): group commit, no timer. A partial batch is written at once when no flush
+   * is in flight, and gathers while one is. Above 0: a partial batch waits this long after its
+   * first reading arrived (a fixed window, for bigger transactions at the cost of latency).
+   */
   lingerMs: number;
   flushConcurrency: number;
 }
@@ -23,15 +28,17 @@ export type FlushFn = (readings: QueuedReading[]) => Promise<WriteOutcome>;
 
 /**
  * Gathers the readings of many queue jobs into database batches: a flush starts when
- * `batchSize` readings wait or `lingerMs` after the first one arrived. Each job's promise
- * settles only when every one of its readings is committed, so a job is completed in the
- * queue only after COMMIT.
+ * `batchSize` readings wait, or (group commit) when a partial batch waits and no flush is in
+ * flight or one has just returned; with `lingerMs` above 0, a partial batch waits that long
+ * instead. Each job's promise settles only when every one of its readings is committed, so a
+ * job is completed in the queue only after COMMIT.
  */
 export class BatchBuffer {
   private readonly entries: Entry[] = [];
   private waiting = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -71,14 +78,25 @@ export class BatchBuffer {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private schedule(): void {
+  /** `returned`: a flush has just completed, so one partial batch may go in its place. */
+  private schedule(returned = false): void {
     if (this.waiting >= this.options.batchSize) {
       this.flushNow();
-    } else if (this.waiting > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
+    } else if (this.waiting === 0) {
+      return;
+    } else if (this.options.lingerMs > 0) {
+      this.timer ??= setTimeout(() => {
         this.timer = undefined;
         this.flushNow();
       }, this.options.lingerMs);
+    } else if (returned && this.inFlight < this.options.flushConcurrency) {
+      this.startFlush(this.take());
+    } else if (this.inFlight === 0) {
+      // At the end of this event-loop turn, so jobs delivered in the same turn share a transaction.
+      this.immediate ??= setImmediate(() => {
+        this.immediate = undefined;
+        if (this.inFlight === 0 && this.waiting > 0) this.startFlush(this.take());
+      });
     }
   }
 
@@ -137,7 +155,7 @@ export class BatchBuffer {
       })
       .finally(() => {
         this.inFlight--;
-        this.schedule();
+        this.schedule(true);
         if (this.waiting === 0 && this.inFlight === 0) {
           const waiters = this.idleWaiters;
           this.idleWaiters = [];

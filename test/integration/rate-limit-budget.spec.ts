@@ -1,0 +1,93 @@
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { RedisThrottlerStorage } from '../../apps/api/src/throttling/redis-throttler.storage.js';
+
+const stack = inject('stack');
+const redis = new Redis(stack.redisUrl);
+afterAll(async () => {
+  await redis.quit();
+});
+
+const LIMIT = 20;
+const WINDOW_MS = 60_000;
+// A sync interval far beyond the test: every sync here is one the test makes (flush).
+const NEVER = 3_600_000;
+
+function replica(prefix: string): RedisThrottlerStorage {
+  return new RedisThrottlerStorage(redis, (key) => `${prefix}:rl:${key}`, NEVER);
+}
+async function hits(storage: RedisThrottlerStorage, n: number): Promise<number> {
+  let accepted = 0;
+  for (let i = 0; i < n; i++) if (!(await storage.increment('client', WINDOW_MS, LIMIT, 0, 'default')).isBlocked) accepted++;
+  return accepted;
+}
+
+describe('the shared rate-limit budget against Redis', () => {
+  it('is exact on one replica, and costs one round trip per window, not per request', async () => {
+    const prefix = `rlb-one-${Date.now()}`;
+    // Its own connection, its calls counted: other clients of the shared Redis do not disturb the count.
+    const counted = new Redis(stack.redisUrl);
+    let calls = 0;
+    for (const method of ['evalsha', 'eval'] as const) {
+      const original = counted[method].bind(counted) as (...args: unknown[]) => Promise<unknown>;
+      (counted as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+        calls++;
+        return original(...args);
+      };
+    }
+    const a = new RedisThrottlerStorage(counted, (key) => `${prefix}:rl:${key}`, NEVER);
+    expect(await hits(a, 25)).toBe(LIMIT);
+    expect(calls).toBeLessThanOrEqual(2); // the window's first hit (EVALSHA, plus EVAL if the script was not cached)
+    await a.flush(WINDOW_MS);
+    expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(25);
+    expect(await redis.pttl(`${prefix}:rl:default:client`)).toBeGreaterThan(WINDOW_MS - 10_000);
+    await counted.quit();
+  });
+
+  it('starts a replica from what the others counted once they synced: exact across replicas', async () => {
+    const prefix = `rlb-two-${Date.now()}`;
+    const [a, b] = [replica(prefix), replica(prefix)];
+    expect(await hits(a, 12)).toBe(12);
+    await a.flush(WINDOW_MS);
+    // b's first hit of the window reads the total: 13, so 7 more pass and the rest are refused.
+    expect(await hits(b, 12)).toBe(8);
+    await b.flush(WINDOW_MS);
+    expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(24);
+    // And a learns of b's hits at its next sync: refused from then on.
+    await hits(a, 1);
+    await a.flush(WINDOW_MS);
+    expect(await hits(a, 1)).toBe(0);
+  });
+
+  it('lets a client past the limit by at most the hits the other replicas have not synced yet', async () => {
+    const prefix = `rlb-tol-${Date.now()}`;
+    const [a, b] = [replica(prefix), replica(prefix)];
+    const onA = await hits(a, 15); // 1 synced (the window's first hit), 14 counted only on a
+    const unsyncedOnA = 14;
+    const onB = await hits(b, 15); // b's first hit sees a's 1 synced hit
+    expect(onA).toBe(15);
+    expect(onB).toBe(15);
+    expect(onA + onB - LIMIT).toBeLessThanOrEqual(unsyncedOnA);
+    // Nothing is lost: after both sync, Redis holds every hit and both replicas refuse.
+    await a.flush(WINDOW_MS);
+    await b.flush(WINDOW_MS);
+    expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(30);
+    expect(await hits(a, 1)).toBe(0);
+    expect(await hits(b, 1)).toBe(0);
+  });
+
+  it('keeps the hits of a failed sync and sends them with the next one', async () => {
+    const prefix = `rlb-fail-${Date.now()}`;
+    const broken = new Redis(stack.redisUrl, { lazyConnect: true });
+    await broken.connect();
+    const a = new RedisThrottlerStorage(broken, (key) => `${prefix}:rl:${key}`, NEVER);
+    expect(await hits(a, 5)).toBe(5);
+    // A script Redis refuses (the counter holds a non-number) fails the sync; the hits stay pending.
+    await redis.set(`${prefix}:rl:default:client`, 'not a number');
+    await a.flush(WINDOW_MS);
+    await redis.set(`${prefix}:rl:default:client`, '1', 'PX', WINDOW_MS);
+    await a.flush(WINDOW_MS);
+    expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(5);
+    await broken.quit();
+  });
+});
