@@ -16,7 +16,7 @@ export function createProducerConnection(o: ConnectionOptions): Redis {
   return new Redis(o.url, {
     connectionName: o.name,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
+    enableAutoPipelining: false,
     commandTimeout: o.commandTimeoutMs,
     connectTimeout: o.commandTimeoutMs,
     maxRetriesPerRequest: 1,
