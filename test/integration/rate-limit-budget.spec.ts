@@ -1,9 +1,12 @@
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RedisThrottlerStorage } from '../../apps/api/src/throttling/redis-throttler.storage.js';
 
 const stack = inject('stack');
 const redis = new Redis(stack.redisUrl);
+// The storage refuses (503) while its connection is not ready: the tests start once it is.
+const ready = (r: Redis) => (r.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => r.once('ready', () => resolve())));
+beforeAll(() => ready(redis));
 afterAll(async () => {
   await redis.quit();
 });
@@ -27,6 +30,7 @@ describe('the shared rate-limit budget against Redis', () => {
     const prefix = `rlb-one-${Date.now()}`;
     // Its own connection, its calls counted: other clients of the shared Redis do not disturb the count.
     const counted = new Redis(stack.redisUrl);
+    await ready(counted);
     let calls = 0;
     for (const method of ['evalsha', 'eval'] as const) {
       const original = counted[method].bind(counted) as (...args: unknown[]) => Promise<unknown>;
@@ -42,6 +46,17 @@ describe('the shared rate-limit budget against Redis', () => {
     expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(25);
     expect(await redis.pttl(`${prefix}:rl:default:client`)).toBeGreaterThan(WINDOW_MS - 10_000);
     await counted.quit();
+  });
+
+  it('stays exact while a sync is on its way: the hits being sent still count', async () => {
+    const prefix = `rlb-flight-${Date.now()}`;
+    const a = replica(prefix);
+    expect(await hits(a, LIMIT - 1)).toBe(LIMIT - 1);
+    const syncing = a.flush(WINDOW_MS); // 18 hits on their way to Redis, the reply not back yet
+    expect(await hits(a, 2)).toBe(1); // the 20th passes, the 21st is refused
+    await syncing;
+    await a.flush(WINDOW_MS);
+    expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(LIMIT + 1);
   });
 
   it('starts a replica from what the others counted once they synced: exact across replicas', async () => {
@@ -68,12 +83,15 @@ describe('the shared rate-limit budget against Redis', () => {
     expect(onA).toBe(15);
     expect(onB).toBe(15);
     expect(onA + onB - LIMIT).toBeLessThanOrEqual(unsyncedOnA);
-    // Nothing is lost: after both sync, Redis holds every hit and both replicas refuse.
+    // Nothing is lost: after both sync, Redis holds every hit. b synced last and refuses; a
+    // learns the total at its next sync, and refuses from then on.
     await a.flush(WINDOW_MS);
     await b.flush(WINDOW_MS);
     expect(Number(await redis.get(`${prefix}:rl:default:client`))).toBe(30);
-    expect(await hits(a, 1)).toBe(0);
     expect(await hits(b, 1)).toBe(0);
+    await hits(a, 1);
+    await a.flush(WINDOW_MS);
+    expect(await hits(a, 1)).toBe(0);
   });
 
   it('keeps the hits of a failed sync and sends them with the next one', async () => {

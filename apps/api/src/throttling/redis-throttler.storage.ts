@@ -31,8 +31,10 @@ const KEYS_PER_SYNC = 500;
 interface Budget {
   /** The window's total across all replicas, as of this replica's last sync. */
   known: number;
-  /** This replica's hits not yet added in Redis. */
+  /** This replica's hits not yet sent to Redis. */
   pending: number;
+  /** Hits on their way to Redis: counted until the reply's total includes them. */
+  sending: number;
   /** When the window ends (epoch ms), from Redis's PTTL. */
   endsAt: number;
   /** The first hit's round trip, which every hit on a new window waits for. */
@@ -71,7 +73,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     let budget = this.budgets.get(id);
     if (!budget || now >= budget.endsAt) {
       // A new window on this replica: its first hit goes to Redis at once, to start from the total.
-      budget = { known: 0, pending: 1, endsAt: now + ttl };
+      budget = { known: 0, pending: 1, sending: 0, endsAt: now + ttl };
       this.budgets.set(id, budget);
       budget.ready = this.add(ttl, [id]);
       try {
@@ -90,7 +92,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       budget.pending++;
       this.scheduleSync(ttl);
     }
-    const hits = budget.known + budget.pending;
+    const hits = budget.known + budget.sending + budget.pending;
     const seconds = Math.max(1, Math.ceil((budget.endsAt - Date.now()) / 1000));
     const blocked = hits > limit;
     return { totalHits: hits, timeToExpire: seconds, isBlocked: blocked, timeToBlockExpire: blocked ? seconds : 0 };
@@ -121,17 +123,23 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       const b = this.budgets.get(id)!;
       const n = b.pending;
       b.pending = 0;
+      b.sending += n;
       return { b, n };
     });
     let reply: number[];
     try {
       reply = (await ADD_HITS_SCRIPT.run(this.redis, ids, [ttl, ...sent.map((s) => s.n)])) as number[];
     } catch (err) {
-      for (const s of sent) s.b.pending += s.n;
+      for (const s of sent) {
+        s.b.sending -= s.n;
+        s.b.pending += s.n;
+      }
       throw err;
     }
     const now = Date.now();
     sent.forEach((s, i) => {
+      // The total includes these hits now; hits counted meanwhile stay pending.
+      s.b.sending -= s.n;
       s.b.known = reply[2 * i]!;
       s.b.endsAt = now + reply[2 * i + 1]!;
     });
@@ -140,7 +148,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   /** Forgets windows that ended with nothing left to send. */
   private prune(): void {
     const now = Date.now();
-    for (const [id, b] of this.budgets) if (now >= b.endsAt && b.pending === 0 && !b.ready) this.budgets.delete(id);
+    for (const [id, b] of this.budgets) if (now >= b.endsAt && b.pending === 0 && b.sending === 0 && !b.ready) this.budgets.delete(id);
   }
 }
 
