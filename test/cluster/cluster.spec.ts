@@ -99,13 +99,21 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
   it('scales from 2 to 4 API replicas and back to 1 under steady load with zero failed requests', async () => {
     await cluster.scale({ api: 2 });
     const prefix = testRunPrefix('scale');
-    const load = steadyLoad(cluster.url, 150, 8_000, (i) => validReading(prefix, i));
-    await sleep(1_000);
-    const up = await cluster.scale({ api: 4 });
-    expect(up.api.map((a) => a.health)).toEqual(['ready', 'ready', 'ready', 'ready']);
-    await sleep(2_000);
-    const down = await cluster.scale({ api: 1 });
-    expect(down.api).toHaveLength(1);
+    // The load lasts until the scale-down is done and a second more, however long scaling takes.
+    let scaled!: () => void;
+    const done = new Promise<void>((resolve) => (scaled = resolve));
+    const load = steadyLoad(cluster.url, 150, 8_000, (i) => validReading(prefix, i), done);
+    try {
+      await sleep(1_000);
+      const up = await cluster.scale({ api: 4 });
+      expect(up.api.map((a) => a.health)).toEqual(['ready', 'ready', 'ready', 'ready']);
+      await sleep(2_000);
+      const down = await cluster.scale({ api: 1 });
+      expect(down.api).toHaveLength(1);
+      await sleep(1_000);
+    } finally {
+      scaled();
+    }
     const results = await load;
     const servedBy = new Set(results.map((r) => r.servedBy));
     expect(servedBy.size).toBeGreaterThanOrEqual(3);

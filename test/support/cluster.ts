@@ -117,13 +117,19 @@ export interface LoadResult {
  * Open-model steady load: one request every 1000/rate ms whatever the server does, so a stall
  * shows as failures or latency instead of silently slowing the sender.
  */
-export async function steadyLoad(url: string, ratePerSecond: number, durationMs: number, makeBody: (i: number) => unknown): Promise<LoadResult[]> {
+/**
+ * `durationMs` of load at `ratePerSecond`; with `until`, the load goes on past that until the
+ * promise settles, so a step that takes longer on a busy machine still happens under load.
+ */
+export async function steadyLoad(url: string, ratePerSecond: number, durationMs: number, makeBody: (i: number) => unknown, until?: Promise<unknown>): Promise<LoadResult[]> {
   const results: LoadResult[] = [];
   const pending: Promise<void>[] = [];
+  let settled = until === undefined;
+  void until?.finally(() => (settled = true));
   const start = performance.now();
   for (let i = 0; ; i++) {
     const due = start + (i * 1000) / ratePerSecond;
-    if (due - start > durationMs) break;
+    if (due - start > durationMs && settled) break;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const body = makeBody(i);

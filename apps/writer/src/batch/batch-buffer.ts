@@ -40,6 +40,8 @@ export class BatchBuffer {
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** Set at shutdown: from then on no partial batch waits for the linger. */
+  private draining = false;
 
   constructor(
     private readonly options: BatchBufferOptions,
@@ -69,6 +71,7 @@ export class BatchBuffer {
 
   /** Shutdown: write what is waiting now instead of after the linger. */
   flushPending(): void {
+    this.draining = true;
     this.flushNow();
   }
 
@@ -84,7 +87,7 @@ export class BatchBuffer {
       this.flushNow();
     } else if (this.waiting === 0) {
       return;
-    } else if (this.options.lingerMs > 0) {
+    } else if (this.options.lingerMs > 0 && !this.draining) {
       this.timer ??= setTimeout(() => {
         this.timer = undefined;
         this.flushNow();
