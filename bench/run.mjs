@@ -171,6 +171,7 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
   const nginx = intakeLatency(readSlice(cluster.accessLog, logFrom, logSize(cluster.accessLog)));
   const loadS = (out.elapsedMs ?? seconds * 1000) / 1000;
   const v = out.verify;
+  const perReading = cpuPerReading(cpuToDrain, v?.stored);
   const step = {
     name,
     mode: cluster.mode,
@@ -189,8 +190,10 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
     ...depth,
     cpuSecondsDuringLoad: cpuLoad,
     cpuSecondsToDrain: cpuToDrain,
-    cpuMsPerStoredReading: cpuPerReading(cpuToDrain, v?.stored),
-    postgresCpuSecondsPer1000Stored: typeof cpuToDrain?.['postgres primary'] === 'number' && v?.stored ? Math.round((cpuToDrain['postgres primary'] / v.stored) * 1000 * 1000) / 1000 : undefined,
+    cpuMsPerStoredReading: perReading,
+    // CPU ms per reading is CPU s per 1,000 readings.
+    postgresCpuSecondsPer1000Stored: perReading?.['postgres primary'],
+
     loadgenExit: code,
     ...extra,
   };

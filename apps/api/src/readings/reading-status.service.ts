@@ -5,10 +5,6 @@ import { ApiError } from '../http/api-error.js';
 import { IntakeQueue } from '../intake/intake-queue.js';
 
 /**
- * Answers "what happened to reading X" from the primary (read-your-writes): stored rows and
- * isolated failures live in the database, queued readings are found through their marker.
- */
-/**
  * A queued or refused reading as clients see it: without requestId (internal), and without the
  * notify flag that jobs and payloads recorded before it travelled beside the reading still carry.
  */
@@ -17,6 +13,10 @@ function publicFields(reading: object): Record<string, unknown> {
   return rest;
 }
 
+/**
+ * Answers "what happened to reading X" from the primary (read-your-writes): stored rows and
+ * isolated failures live in the database, queued readings are found through their marker.
+ */
 @Injectable()
 export class ReadingStatusService {
   constructor(

@@ -38,10 +38,8 @@ interface Budget {
   sending: number;
   /** When the window ends (epoch ms), from Redis's PTTL. */
   endsAt: number;
-  /** When `known` was last read from Redis (epoch ms). */
+  /** When `known` was last read from Redis (epoch ms); 0 before the window's first sync. */
   syncedAt: number;
-  /** The first hit's round trip, which every hit on a new window waits for. */
-  ready?: Promise<void>;
 }
 
 /**
@@ -84,38 +82,26 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     const now = Date.now();
     let budget = this.budgets.get(id);
     if (!budget || now >= budget.endsAt) {
-      // A new window on this replica: its first hit goes to Redis at once, to start from the total.
-      budget = { id, known: 0, pending: 1, sending: 0, endsAt: now + ttl, syncedAt: 0 };
+      // A new window on this replica: never synced, so its first hit goes to Redis (below).
+      budget = { id, known: 0, pending: 0, sending: 0, endsAt: now + ttl, syncedAt: 0 };
       this.budgets.set(id, budget);
       if (++this.windowsStarted % 1_000 === 0) this.prune();
-      budget.ready = this.add(ttl, [budget]);
+    }
+    const counted = budget.known + budget.sending + budget.pending;
+    const left = limit - budget.known;
+    budget.pending++;
+    const stale = Date.now() - budget.syncedAt > this.syncMs;
+    const spentHalf = counted < limit && counted + 1 - budget.known > Math.ceil(left / 2);
+    if (stale || spentHalf) {
       try {
-        await budget.ready;
+        await this.add(ttl, [budget]);
       } catch {
-        this.budgets.delete(id);
+        // Not served, so not counted: the failed sync put this hit back among the pending ones.
+        budget.pending--;
         throw unavailable();
       }
-      budget.ready = undefined;
     } else {
-      if (budget.ready) {
-        await budget.ready.catch(() => undefined);
-        // The window's first round trip failed: this hit cannot be counted either.
-        if (this.budgets.get(id) !== budget) throw unavailable();
-      }
-      const counted = budget.known + budget.sending + budget.pending;
-      const left = limit - budget.known;
-      budget.pending++;
-      const stale = Date.now() - budget.syncedAt > this.syncMs;
-      const spentHalf = counted < limit && counted + 1 - budget.known > Math.ceil(left / 2);
-      if (stale || spentHalf) {
-        try {
-          await this.add(ttl, [budget]);
-        } catch {
-          throw unavailable();
-        }
-      } else {
-        this.scheduleSync(ttl);
-      }
+      this.scheduleSync(ttl);
     }
     const hits = budget.known + budget.sending + budget.pending;
     const seconds = Math.max(1, Math.ceil((budget.endsAt - Date.now()) / 1000));
@@ -129,7 +115,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     this.timer = undefined;
     await this.syncing;
     this.prune();
-    const due = [...this.budgets.values()].filter((b) => b.pending > 0 && !b.ready);
+    const due = [...this.budgets.values()].filter((b) => b.pending > 0);
     for (let i = 0; i < due.length; i += KEYS_PER_SYNC) await this.add(ttl, due.slice(i, i + KEYS_PER_SYNC)).catch(() => undefined);
   }
 
@@ -179,7 +165,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
    */
   private prune(): void {
     const now = Date.now();
-    for (const [id, b] of this.budgets) if (now >= b.endsAt && b.sending === 0 && !b.ready) this.budgets.delete(id);
+    for (const [id, b] of this.budgets) if (now >= b.endsAt && b.sending === 0) this.budgets.delete(id);
   }
 }
 
