@@ -73,7 +73,7 @@ const result = {
   startedAt: startedAt.toISOString(),
   quick: QUICK,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-  topology: { apiReplicas: Number(opts.api), writers: Number(opts.writers), nginx: 1, postgres: 'primary + streaming replica', redis: 'AOF everysec' },
+  topology: { apiReplicas: Number(opts.api), writers: Number(opts.writers), nginx: 1, postgres: 'primary + streaming replica', redis: `AOF appendfsync ${process.env.REDIS_APPENDFSYNC ?? 'always'}` },
   rule: { p99AtNginxMs: P99_LIMIT_MS, drainLimitMs: DRAIN_LIMIT_MS, errors: 0, loss: 0 },
   steps: [],
 };

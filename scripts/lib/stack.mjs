@@ -137,7 +137,7 @@ export class PgInstance {
  * Starts (or, when the data folder already holds them, restarts) the primary, the replica
  * and Redis under `dir`. Returns URLs and a stop() that shuts everything down cleanly.
  */
-export async function startStack({ dir, pgPort, replicaPort, redisPort, withReplica = true, appendfsync = 'everysec', log = () => {} }) {
+export async function startStack({ dir, pgPort, replicaPort, redisPort, withReplica = true, appendfsync = 'always', log = () => {} }) {
   mkdirSync(dir, { recursive: true });
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
@@ -210,7 +210,7 @@ export async function startStack({ dir, pgPort, replicaPort, redisPort, withRepl
 
 /** Redis with AOF (appendfsync configurable) and noeviction: an acknowledged job must never vanish. */
 export class RedisInstance {
-  constructor(dir, port, logFile, appendfsync = 'everysec') {
+  constructor(dir, port, logFile, appendfsync = 'always') {
     Object.assign(this, { dir, port, logFile, appendfsync });
   }
   get url() {

@@ -130,7 +130,9 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     expect(first.status).toBe(202);
     process.kill(before.redis.pid, 'SIGKILL');
     await waitFor('intake to accept again', async () => (await postJson(`${cluster.url}/v1/readings`, validReading(prefix, 1))).status === 202, 30_000, 250);
-    expect(cluster.table().redis.pid).not.toBe(before.redis.pid);
+    // The supervisor records the new pid after its own readiness check, which can come after
+    // the API has already reconnected: wait for the record rather than read it once.
+    await waitFor('the supervisor to record the restarted Redis', () => cluster.table().redis.pid !== before.redis.pid, 30_000, 100);
     // Killed right after the 202, Redis may have run a writer's fetch (the job is "active", with
     // that writer's lock) without the reply reaching the writer. Such a job is redelivered once
     // its lock expires and the stalled check runs: up to WRITER_LOCK_DURATION_MS +

@@ -16,7 +16,10 @@ const registry = createRegistry('writer');
 async function bootstrap(): Promise<void> {
   const probe = createWorkerConnection({ url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, name: 'writer-boot' });
   try {
-    await assertDurableRedis(probe);
+    const { appendfsync } = await assertDurableRedis(probe);
+    if (appendfsync !== 'always') {
+      logger.warn({ appendfsync }, 'Redis appendfsync is not always: a crash of Redis can lose acknowledged readings (docs/OPERATIONS.md#redis-requirements)');
+    }
   } finally {
     probe.disconnect();
   }

@@ -46,8 +46,11 @@ export function createSubscriberConnection(o: ConnectionOptions): Redis {
 /**
  * A 202 promises the job survives a Redis restart: that needs the append-only file and a
  * policy that never evicts. BullMQ warns but does not refuse on a wrong policy; refuse here.
+ * Returns the `appendfsync` policy: only `always` keeps every acknowledged job through a
+ * `kill -9` of Redis (with `everysec` Redis postpones its AOF write while a background fsync
+ * is slow, yet still replies), so the caller warns about any other value.
  */
-export async function assertDurableRedis(redis: Redis): Promise<void> {
+export async function assertDurableRedis(redis: Redis): Promise<{ appendfsync: string }> {
   const policy = (await redis.config('GET', 'maxmemory-policy'))[1];
   if (policy !== 'noeviction') {
     throw new Error(`Redis maxmemory-policy is ${policy}; queued readings could be evicted. Set maxmemory-policy noeviction.`);
@@ -56,4 +59,5 @@ export async function assertDurableRedis(redis: Redis): Promise<void> {
   if (appendonly !== 'yes') {
     throw new Error('Redis appendonly is off: acknowledged readings would be lost on a Redis restart. Set appendonly yes.');
   }
+  return { appendfsync: String((await redis.config('GET', 'appendfsync'))[1]) };
 }
