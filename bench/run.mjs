@@ -197,7 +197,7 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
     loadgenExit: code,
     ...extra,
   };
-  step.failures = sustainedFailures({ nginxP99Ms: nginx.p99, byStatus: out.byStatus, clientOverloaded: out.clientOverloaded, verify: v, invalidAcknowledged: out.readings?.invalidAcknowledged ?? 0 });
+  step.failures = sustainedFailures({ nginxP99Ms: nginx.p99, byStatus: out.byStatus, clientOverloaded: out.clientOverloaded, verify: v, invalidAcknowledged: out.readings?.invalidAcknowledged ?? 0, readings: out.readings });
   step.sustained = step.failures.length === 0;
   say(
     `${name}: ${rate}/s intended, ${step.achievedRequestsPerSec}/s achieved, stored ${step.storedReadingsPerSec} readings/s, nginx p99 ${nginx.p99.toFixed(1)} ms, client p99 ${out.latencyMs?.p99?.toFixed(1)} ms, ` +

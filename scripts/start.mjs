@@ -86,6 +86,9 @@ const writers = [];
 const retiring = new Set();
 let nextApi = 1;
 let nextWriter = 1;
+// Every port given to a replica or writer in this cluster's life, and the fixed ones: a part's port
+// is free when chosen but bound only when the part listens, so the next choice must skip it.
+const portsHandedOut = new Set(Object.values(ports));
 const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
 /**
  * The data services: PostgreSQL primary + replica and Redis (startStack, shared with the tests),
@@ -233,7 +236,7 @@ await checkpoint();
 async function startPart(kind) {
   const number = kind === 'api' ? nextApi++ : nextWriter++;
   const name = `${kind}-${number}`;
-  const port = await freePort();
+  const port = await freePort({ taken: portsHandedOut });
   if (shuttingDown) throw new Error(`not starting ${name}: the cluster is stopping`);
   // Writers and replicas are spread over the CockroachDB nodes (with PostgreSQL, all use the primary).
   const dbEnv = database.env(kind === 'api' ? number : number - 1);

@@ -27,6 +27,13 @@ describe('sustainedFailures', () => {
     expect(reasons.join('\n')).toMatch(/drained in 3500 ms/);
   });
 
+  it('fails a step where more readings were refused than were sent invalid', () => {
+    const readings = { acknowledged: 2827, rejected: 3106, indeterminate: 0, invalidSent: 299, invalidAcknowledged: 0 };
+    const reasons = sustainedFailures({ nginxP99Ms: 45, byStatus: { 202: 2838, 400: 26, 404: 3001, 422: 135 }, clientOverloaded: 0, verify: okVerify, invalidAcknowledged: 0, readings });
+    expect(reasons).toEqual(['2807 more readings refused than were sent invalid']);
+    expect(sustainedFailures({ nginxP99Ms: 45, byStatus: { 202: 5698, 400: 55, 422: 247 }, clientOverloaded: 0, verify: okVerify, invalidAcknowledged: 0, readings: { ...readings, rejected: 299 } })).toEqual([]);
+  });
+
   it('fails an unverified step', () => {
     expect(sustainedFailures({ nginxP99Ms: 1, byStatus: {}, clientOverloaded: 0, verify: undefined, invalidAcknowledged: 0 })).toEqual(['not verified']);
   });

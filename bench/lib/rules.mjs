@@ -10,17 +10,21 @@ export function errorCount(byStatus) {
 }
 
 /**
- * A step sustains its rate when nginx's p99 is within the limit, no request failed, the
- * generator kept its schedule, the database holds exactly what was acknowledged, and the
- * writers drained within DRAIN_LIMIT_MS of the end. Returns the reasons it did not.
+ * A step sustains its rate when nginx's p99 is within the limit, no request failed, no valid
+ * reading was refused, the generator kept its schedule, the database holds exactly what was
+ * acknowledged, and the writers drained within DRAIN_LIMIT_MS of the end. Returns the reasons it did not.
  */
-export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, verify, invalidAcknowledged }) {
+export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, verify, invalidAcknowledged, readings }) {
   const reasons = [];
   if (!(nginxP99Ms <= P99_LIMIT_MS)) reasons.push(`p99 at nginx ${nginxP99Ms.toFixed(1)} ms > ${P99_LIMIT_MS} ms`);
   const errors = errorCount(byStatus);
   if (errors > 0) reasons.push(`${errors} failed requests`);
   if (clientOverloaded > 0) reasons.push(`generator fell behind (${clientOverloaded})`);
   if (invalidAcknowledged > 0) reasons.push(`${invalidAcknowledged} invalid readings acknowledged`);
+  // Only the planted invalid readings may be refused. A 4xx beyond them is the service failing
+  // (a 404 from something that is not an API replica, once), not the generator's bad input.
+  const validRefused = (readings?.rejected ?? 0) - (readings?.invalidSent ?? 0);
+  if (validRefused > 0) reasons.push(`${validRefused} more readings refused than were sent invalid`);
   if (!verify) reasons.push('not verified');
   else {
     if (!verify.ok) reasons.push(`verify failed: lost ${verify.lost.length}, duplicated ${verify.duplicated.length}, mismatched ${verify.valueMismatch.length}`);

@@ -1,6 +1,7 @@
 export function findPgBin(name: string): string;
 export function findBin(name: string, hint: string): string;
-export function freePort(): Promise<number>;
+/** `taken` (default: the ports this process got from it): the result is not one of them, and is added. */
+export function freePort(options?: { taken?: Set<number> }): Promise<number>;
 /** Resolves with the first truthy value fn returns. */
 export function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs?: number, intervalMs?: number): Promise<NonNullable<T>>;
 export class PgInstance {

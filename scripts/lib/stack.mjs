@@ -69,16 +69,31 @@ function readFileLine(file, prefix) {
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(prefix)) : undefined;
 }
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+/**
+ * A port nothing listens on now, chosen by the kernel. The port is released before it is used, so
+ * two calls can return the same one: a caller that hands out several ports before they are bound
+ * remembers what it gave out (it once gave an API replica the writer's health port: the replica
+ * could not bind, and nginx sent half the requests to the writer's health server). By default one
+ * set per process; `taken` replaces it (the supervisor passes one that also holds its fixed ports).
+ */
+const portsHandedOutHere = new Set();
+export async function freePort({ taken = portsHandedOutHere } = {}) {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address();
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!taken.has(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port found that was not already handed out');
 }
 
 /** Polls fn until it returns something truthy; an error with `fatal: true` ends the wait at once. */
