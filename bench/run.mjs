@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
-import { freePort } from '../scripts/lib/stack.mjs';
+import { appendfsyncFromEnv, freePort } from '../scripts/lib/stack.mjs';
 import { BenchCluster } from './lib/cluster.mjs';
 import { componentCpu, cpuDelta, processSnapshot, treeCpuSeconds } from './lib/cpu.mjs';
 import { intakeLatency, logSize, percentile, readSlice } from './lib/nginx-log.mjs';
@@ -73,7 +73,7 @@ const result = {
   startedAt: startedAt.toISOString(),
   quick: QUICK,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-  topology: { apiReplicas: Number(opts.api), writers: Number(opts.writers), nginx: 1, postgres: 'primary + streaming replica', redis: `AOF appendfsync ${process.env.REDIS_APPENDFSYNC ?? 'always'}` },
+  topology: { apiReplicas: Number(opts.api), writers: Number(opts.writers), nginx: 1, postgres: 'primary + streaming replica', redis: `AOF appendfsync ${appendfsyncFromEnv()}` },
   rule: { p99AtNginxMs: P99_LIMIT_MS, drainLimitMs: DRAIN_LIMIT_MS, errors: 0, loss: 0 },
   steps: [],
 };
@@ -197,7 +197,7 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
     loadgenExit: code,
     ...extra,
   };
-  step.failures = sustainedFailures({ nginxP99Ms: nginx.p99, byStatus: out.byStatus, clientOverloaded: out.clientOverloaded, verify: v, invalidAcknowledged: out.readings?.invalidAcknowledged ?? 0, readings: out.readings });
+  step.failures = sustainedFailures({ nginxP99Ms: nginx.p99, byStatus: out.byStatus, clientOverloaded: out.clientOverloaded, verify: v, readings: out.readings });
   step.sustained = step.failures.length === 0;
   say(
     `${name}: ${rate}/s intended, ${step.achievedRequestsPerSec}/s achieved, stored ${step.storedReadingsPerSec} readings/s, nginx p99 ${nginx.p99.toFixed(1)} ms, client p99 ${out.latencyMs?.p99?.toFixed(1)} ms, ` +

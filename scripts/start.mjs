@@ -29,7 +29,7 @@ import { clearLeftovers, stopCluster } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
 import { takeSupervisorLock } from './cluster/supervisor-lock.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, rel, root } from './lib/setup.mjs';
-import { freePort } from './lib/stack.mjs';
+import { freePort, markPortsTaken } from './lib/stack.mjs';
 import { STOP_DEADLINE_MS, STOP_DEADLINES_MS } from './lib/stop-deadlines.mjs';
 
 const { fresh, useCockroach, cockroachBin, wanted, dataDir, ports } = startOptions();
@@ -86,9 +86,9 @@ const writers = [];
 const retiring = new Set();
 let nextApi = 1;
 let nextWriter = 1;
-// Every port given to a replica or writer in this cluster's life, and the fixed ones: a part's port
-// is free when chosen but bound only when the part listens, so the next choice must skip it.
-const portsHandedOut = new Set(Object.values(ports));
+// A part's port is free when chosen but bound only when the part listens: freePort skips every
+// port it gave out before, and these fixed ones.
+markPortsTaken(Object.values(ports));
 const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
 /**
  * The data services: PostgreSQL primary + replica and Redis (startStack, shared with the tests),
@@ -236,7 +236,7 @@ await checkpoint();
 async function startPart(kind) {
   const number = kind === 'api' ? nextApi++ : nextWriter++;
   const name = `${kind}-${number}`;
-  const port = await freePort({ taken: portsHandedOut });
+  const port = await freePort();
   if (shuttingDown) throw new Error(`not starting ${name}: the cluster is stopping`);
   // Writers and replicas are spread over the CockroachDB nodes (with PostgreSQL, all use the primary).
   const dbEnv = database.env(kind === 'api' ? number : number - 1);

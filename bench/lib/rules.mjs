@@ -14,12 +14,13 @@ export function errorCount(byStatus) {
  * reading was refused, the generator kept its schedule, the database holds exactly what was
  * acknowledged, and the writers drained within DRAIN_LIMIT_MS of the end. Returns the reasons it did not.
  */
-export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, verify, invalidAcknowledged, readings }) {
+export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, verify, readings }) {
   const reasons = [];
   if (!(nginxP99Ms <= P99_LIMIT_MS)) reasons.push(`p99 at nginx ${nginxP99Ms.toFixed(1)} ms > ${P99_LIMIT_MS} ms`);
   const errors = errorCount(byStatus);
   if (errors > 0) reasons.push(`${errors} failed requests`);
   if (clientOverloaded > 0) reasons.push(`generator fell behind (${clientOverloaded})`);
+  const invalidAcknowledged = readings?.invalidAcknowledged ?? 0;
   if (invalidAcknowledged > 0) reasons.push(`${invalidAcknowledged} invalid readings acknowledged`);
   // Only the planted invalid readings may be refused. A 4xx beyond them is the service failing
   // (a 404 from something that is not an API replica, once), not the generator's bad input.

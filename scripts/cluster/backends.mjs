@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cockroachVersion, startCockroachCluster } from '../lib/cockroach.mjs';
 import { rel } from '../lib/setup.mjs';
-import { RedisInstance, startStack } from '../lib/stack.mjs';
+import { appendfsyncFromEnv, RedisInstance, startStack } from '../lib/stack.mjs';
 import { identity } from './process-table.mjs';
 
 /**
@@ -28,7 +28,7 @@ import { identity } from './process-table.mjs';
 export async function startPostgresBackend(ctx) {
   const { dataDir, ports, log, held } = ctx;
   log('starting PostgreSQL primary, streaming replica and Redis');
-  const stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: process.env.REDIS_APPENDFSYNC ?? 'always', log });
+  const stack = await startStack({ dir: dataDir, pgPort: ports.pg, replicaPort: ports.replica, redisPort: ports.redis, appendfsync: appendfsyncFromEnv(), log });
   ctx.setStack(stack);
   const env = { DB_BACKEND: 'postgres', DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl };
   return {
@@ -64,7 +64,7 @@ export async function startCockroachBackend(ctx) {
     throw Object.assign(new Error(`--db cockroach: ${cockroachBin} does not run (${err.message.split('\n')[0]}). Get a CockroachDB binary for this platform from https://www.cockroachlabs.com/docs/releases/`), { exitCode: 2 });
   }
   log(`starting Redis and a three-node CockroachDB cluster (${cockroachBin}, ${version})`);
-  const redis = new RedisInstance(join(dataDir, 'redis'), ports.redis, join(logsDir, 'redis.log'), process.env.REDIS_APPENDFSYNC ?? 'always');
+  const redis = new RedisInstance(join(dataDir, 'redis'), ports.redis, join(logsDir, 'redis.log'), appendfsyncFromEnv());
   mkdirSync(redis.dir, { recursive: true });
   const stack = { redis, redisUrl: redis.url, async stop() { await redis.stop(); } };
   ctx.setStack(stack);

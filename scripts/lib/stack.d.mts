@@ -1,7 +1,11 @@
 export function findPgBin(name: string): string;
 export function findBin(name: string, hint: string): string;
-/** `taken` (default: the ports this process got from it): the result is not one of them, and is added. */
-export function freePort(options?: { taken?: Set<number> }): Promise<number>;
+/** A free port this process has not been given before. */
+export function freePort(): Promise<number>;
+/** Ports chosen some other way, which freePort must not return. */
+export function markPortsTaken(ports: Iterable<number>): void;
+export const DEFAULT_APPENDFSYNC: 'always';
+export function appendfsyncFromEnv(): string;
 /** Resolves with the first truthy value fn returns. */
 export function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs?: number, intervalMs?: number): Promise<NonNullable<T>>;
 export class PgInstance {

@@ -73,11 +73,14 @@ function readFileLine(file, prefix) {
  * A port nothing listens on now, chosen by the kernel. The port is released before it is used, so
  * two calls can return the same one: a caller that hands out several ports before they are bound
  * remembers what it gave out (it once gave an API replica the writer's health port: the replica
- * could not bind, and nginx sent half the requests to the writer's health server). By default one
- * set per process; `taken` replaces it (the supervisor passes one that also holds its fixed ports).
+ * could not bind, and nginx sent half the requests to the writer's health server). One set per
+ * process; `markPortsTaken` adds ports chosen some other way (the supervisor's fixed ports).
  */
-const portsHandedOutHere = new Set();
-export async function freePort({ taken = portsHandedOutHere } = {}) {
+const portsHandedOut = new Set();
+export function markPortsTaken(ports) {
+  for (const port of ports) portsHandedOut.add(port);
+}
+export async function freePort() {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await new Promise((resolve, reject) => {
       const srv = createServer();
@@ -88,8 +91,8 @@ export async function freePort({ taken = portsHandedOutHere } = {}) {
         srv.close(() => resolve(port));
       });
     });
-    if (!taken.has(port)) {
-      taken.add(port);
+    if (!portsHandedOut.has(port)) {
+      portsHandedOut.add(port);
       return port;
     }
   }
@@ -152,7 +155,7 @@ export class PgInstance {
  * Starts (or, when the data folder already holds them, restarts) the primary, the replica
  * and Redis under `dir`. Returns URLs and a stop() that shuts everything down cleanly.
  */
-export async function startStack({ dir, pgPort, replicaPort, redisPort, withReplica = true, appendfsync = 'always', log = () => {} }) {
+export async function startStack({ dir, pgPort, replicaPort, redisPort, withReplica = true, appendfsync = DEFAULT_APPENDFSYNC, log = () => {} }) {
   mkdirSync(dir, { recursive: true });
   const logs = join(dir, 'logs');
   mkdirSync(logs, { recursive: true });
@@ -223,9 +226,16 @@ export async function startStack({ dir, pgPort, replicaPort, redisPort, withRepl
   };
 }
 
+/** `always`: with `everysec` Redis can acknowledge a write it loses in a crash (docs/ARCHITECTURE.md#limits-of-the-promise). */
+export const DEFAULT_APPENDFSYNC = 'always';
+/** The policy a cluster runs with: REDIS_APPENDFSYNC, or the default. */
+export function appendfsyncFromEnv() {
+  return process.env.REDIS_APPENDFSYNC ?? DEFAULT_APPENDFSYNC;
+}
+
 /** Redis with AOF (appendfsync configurable) and noeviction: an acknowledged job must never vanish. */
 export class RedisInstance {
-  constructor(dir, port, logFile, appendfsync = 'always') {
+  constructor(dir, port, logFile, appendfsync = DEFAULT_APPENDFSYNC) {
     Object.assign(this, { dir, port, logFile, appendfsync });
   }
   get url() {

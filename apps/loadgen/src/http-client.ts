@@ -166,7 +166,7 @@ export function parseAnswer(buf: Buffer, noBody: boolean, atEof: boolean): { res
   if (headEnd < 0) return undefined;
   const lines = buf.toString('latin1', 0, headEnd).split('\r\n');
   const status = Number(lines[0]!.split(' ', 3)[1]);
-  if (!Number.isInteger(status) || status < 100) return atEof ? undefined : { result: NO_ANSWER, keepAlive: false };
+  if (!Number.isInteger(status) || status < 100) return { result: NO_ANSWER, keepAlive: false };
   const headers: Record<string, string> = {};
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
@@ -175,7 +175,7 @@ export function parseAnswer(buf: Buffer, noBody: boolean, atEof: boolean): { res
   }
   const keepAlive = !/\bclose\b/i.test(headers.connection ?? '') && lines[0]!.startsWith('HTTP/1.1');
   const start = headEnd + HEADER_END.length;
-  if (noBody || status === 204 || status === 304 || (status >= 100 && status < 200)) return { result: { status, body: '', headers }, keepAlive };
+  if (noBody || status === 204 || status === 304 || status < 200) return { result: { status, body: '', headers }, keepAlive };
   if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) {
     const body = dechunk(buf, start);
     if (body === null) return { result: NO_ANSWER, keepAlive: false };
