@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { intakeLatency, percentile } from './nginx-log.mjs';
 import { plotThroughputLatency } from './plot.mjs';
 import { Canvas, crc32 } from './png.mjs';
-import { errorCount, nextRate, sustainedFailures } from './rules.mjs';
+import { errorCount, nextRate, spikeFailures, sustainedFailures } from './rules.mjs';
 
 const okVerify = { ok: true, drained: true, drainMs: 400, lost: [], duplicated: [], valueMismatch: [] };
 
@@ -55,6 +55,44 @@ describe('nextRate', () => {
   });
 });
 
+describe('spikeFailures', () => {
+  const good = {
+    byStatus: { 202: 5_000, 503: 9_000, 422: 50 },
+    clientOverloaded: 0,
+    acceptedLatencyMs: { count: 5_000, p50: 20, p99: 400, max: 900 },
+    refusals: { count: 9_000, withoutRetryAfter: 0, latencyMs: { p50: 2, p99: 40, max: 300 } },
+    verify: { ok: true, drained: true, drainMs: 20_000, lost: 0, duplicated: 0, valueMismatch: 0 },
+    readings: { invalidAcknowledged: 0 },
+  };
+
+  it('passes a spike shed fast with nothing lost', () => {
+    expect(spikeFailures(good)).toEqual([]);
+  });
+
+  it('names unanswered requests, 502s, slow or bare refusals, slow accepts and a slow drain', () => {
+    const reasons = spikeFailures({
+      ...good,
+      byStatus: { 0: 3, 202: 10, 502: 2, 503: 5 },
+      acceptedLatencyMs: { count: 10, p50: 100, p99: 1_000, max: 2_000 },
+      refusals: { count: 5, withoutRetryAfter: 1, latencyMs: { p50: 100, p99: 800, max: 900 } },
+      verify: { ...good.verify, drainMs: 61_000 },
+    });
+    expect(reasons).toEqual([
+      '3 requests unanswered',
+      '2 answers 5xx other than 503',
+      '1 refusals without Retry-After',
+      'refusals p99 800 ms > 250 ms',
+      'accepted p99 1000 ms >= 1000 ms',
+      'backlog drained in 61000 ms (limit 60000 ms)',
+    ]);
+  });
+
+  it('fails a spike where nothing was accepted or the ledger does not hold', () => {
+    expect(spikeFailures({ ...good, acceptedLatencyMs: { count: 0 } })).toContain('nothing accepted');
+    expect(spikeFailures({ ...good, verify: { ...good.verify, ok: false, lost: 1 } })[0]).toMatch(/^verify failed: lost 1/);
+  });
+});
+
 describe('nginx log latency', () => {
   it('takes percentiles of request_time for intake POSTs only', () => {
     const entries = [
@@ -68,6 +106,8 @@ describe('nginx log latency', () => {
     expect(l.p99).toBe(4);
     expect(l.max).toBe(200);
     expect(l.byStatus).toEqual({ 202: 99, 503: 1 });
+    expect(l.byStatusMs['202']).toEqual({ requests: 99, p50: 4, p99: 4, max: 4 });
+    expect(l.byStatusMs['503'].max).toBe(200);
     expect(percentile([1, 2, 3, 4], 50)).toBe(2);
     expect(percentile([], 99)).toBe(0);
   });

@@ -37,11 +37,19 @@ export function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-/** p50/p99/max of nginx's request_time (ms) for POSTs to the intake routes, and their status counts. */
+/**
+ * p50/p99/max of nginx's request_time (ms) for POSTs to the intake routes, their status counts,
+ * and the same percentiles per status (a spike is judged on the 202s and the refusals apart).
+ */
 export function intakeLatency(entries) {
   const posts = entries.filter((e) => e.method === 'POST' && typeof e.uri === 'string' && e.uri.startsWith('/v1/readings'));
-  const ms = posts.map((e) => Number(e.request_time) * 1000).sort((a, b) => a - b);
-  const byStatus = {};
-  for (const e of posts) byStatus[e.status] = (byStatus[e.status] ?? 0) + 1;
-  return { requests: posts.length, p50: percentile(ms, 50), p99: percentile(ms, 99), max: ms.at(-1) ?? 0, byStatus };
+  const stats = (list) => {
+    const ms = list.map((e) => Number(e.request_time) * 1000).sort((a, b) => a - b);
+    return { requests: list.length, p50: percentile(ms, 50), p99: percentile(ms, 99), max: ms.at(-1) ?? 0 };
+  };
+  const groups = {};
+  for (const e of posts) (groups[e.status] ??= []).push(e);
+  const byStatus = Object.fromEntries(Object.entries(groups).map(([status, list]) => [status, list.length]));
+  const byStatusMs = Object.fromEntries(Object.entries(groups).map(([status, list]) => [status, stats(list)]));
+  return { ...stats(posts), byStatus, byStatusMs };
 }

@@ -46,3 +46,36 @@ export function nextRate({ passed, failed, factor, resolution }) {
   if (lowestFail - best <= best * resolution) return undefined;
   return Math.round((best + lowestFail) / 2);
 }
+
+/** Issue 12 item 5's spike limits: refusals answered well under a second, accepted p99 under one. */
+export const SPIKE_REFUSAL_P99_LIMIT_MS = 250;
+export const SPIKE_ACCEPTED_P99_LIMIT_MS = 1_000;
+export const SPIKE_DRAIN_LIMIT_MS = 60_000;
+
+/**
+ * A spike is shed well when every request got an answer, no answer was a 502 (or any 5xx but a
+ * 503), every refusal (429/503) carried Retry-After and came fast, the accepted ones kept their
+ * p99, the generator kept its schedule, nothing acknowledged was lost or doubled, and the backlog
+ * drained within a minute. Latencies are the client's (from the intended send time), so time
+ * spent queued in a socket backlog counts. `verify` is a step's summary (counts, not lists).
+ * Returns the reasons it was not.
+ */
+export function spikeFailures({ byStatus, clientOverloaded, acceptedLatencyMs, refusals, verify, readings }) {
+  const reasons = [];
+  const unanswered = Number(byStatus?.['0'] ?? 0);
+  if (unanswered > 0) reasons.push(`${unanswered} requests unanswered`);
+  const otherErrors = Object.entries(byStatus ?? {}).filter(([s]) => Number(s) >= 500 && Number(s) !== 503).reduce((n, [, c]) => n + c, 0);
+  if (otherErrors > 0) reasons.push(`${otherErrors} answers 5xx other than 503`);
+  if (clientOverloaded > 0) reasons.push(`generator fell behind (${clientOverloaded})`);
+  if ((refusals?.withoutRetryAfter ?? 0) > 0) reasons.push(`${refusals.withoutRetryAfter} refusals without Retry-After`);
+  if ((refusals?.count ?? 0) > 0 && !(refusals.latencyMs.p99 <= SPIKE_REFUSAL_P99_LIMIT_MS)) reasons.push(`refusals p99 ${Math.round(refusals.latencyMs.p99)} ms > ${SPIKE_REFUSAL_P99_LIMIT_MS} ms`);
+  if (!(acceptedLatencyMs?.count > 0)) reasons.push('nothing accepted');
+  else if (!(acceptedLatencyMs.p99 < SPIKE_ACCEPTED_P99_LIMIT_MS)) reasons.push(`accepted p99 ${Math.round(acceptedLatencyMs.p99)} ms >= ${SPIKE_ACCEPTED_P99_LIMIT_MS} ms`);
+  if ((readings?.invalidAcknowledged ?? 0) > 0) reasons.push(`${readings.invalidAcknowledged} invalid readings acknowledged`);
+  if (!verify) reasons.push('not verified');
+  else {
+    if (!verify.ok) reasons.push(`verify failed: lost ${verify.lost}, duplicated ${verify.duplicated}, mismatched ${verify.valueMismatch}`);
+    if (!verify.drained || verify.drainMs > SPIKE_DRAIN_LIMIT_MS) reasons.push(`backlog drained in ${verify.drainMs} ms (limit ${SPIKE_DRAIN_LIMIT_MS} ms)`);
+  }
+  return reasons;
+}

@@ -18,6 +18,10 @@ export function nginxSettings(env = process.env) {
     ratePerSecond: Number(env.NGINX_RATE_PER_SECOND ?? 2000),
     rateBurst: Number(env.NGINX_RATE_BURST ?? 4000),
     workerProcesses: env.NGINX_WORKER_PROCESSES ?? 'auto',
+    // Concurrent connections nginx keeps open to each replica (0: no limit). Past it, on every
+    // replica, nginx refuses at once (503 + Retry-After via @bad_gateway) instead of letting the
+    // excess queue inside the replicas: the spike lever (docs/PERFORMANCE.md).
+    upstreamMaxConns: Number(env.NGINX_UPSTREAM_MAX_CONNS ?? 0),
     accessLog: env.NGINX_ACCESS_LOG === 'true',
     servedBy: env.SERVED_BY_HEADER !== 'false',
   };
@@ -30,7 +34,7 @@ export function nginxSettings(env = process.env) {
  */
 export function renderNginxConfig({ prefix, listen, upstreams, settings }) {
   const servers = upstreams.length
-    ? upstreams.map((u) => `    server 127.0.0.1:${u.port} max_fails=3 fail_timeout=2s;  # ${u.name}`).join('\n')
+    ? upstreams.map((u) => `    server 127.0.0.1:${u.port} max_fails=3 fail_timeout=2s${settings.upstreamMaxConns > 0 ? ` max_conns=${settings.upstreamMaxConns}` : ''};  # ${u.name}`).join('\n')
     : '    server 127.0.0.1:9 down;  # no replica yet';
   const values = {
     NGINX_WORKER_PROCESSES: settings.workerProcesses,

@@ -24,6 +24,20 @@ describe('ledger', () => {
     expect(s.latencyMs.max).toBe(1_000);
   });
 
+  it('splits latency into accepted answers and refusals, and counts refusals without Retry-After', () => {
+    const ledger = new Ledger();
+    for (let i = 1; i <= 100; i++) ledger.recordRequest({ status: 202, latencyMs: 100 + i, readings: 1, retryAfter: false });
+    ledger.recordRequest({ status: 503, latencyMs: 5, readings: 1, retryAfter: true });
+    ledger.recordRequest({ status: 429, latencyMs: 7, readings: 1, retryAfter: false });
+    ledger.recordRequest({ status: 502, latencyMs: 3_000, readings: 1, retryAfter: false });
+    const s = ledger.summary();
+    expect(s.acceptedLatencyMs.count).toBe(100);
+    expect(s.acceptedLatencyMs.p99).toBeCloseTo(199, 0);
+    expect(s.refusals.count).toBe(2);
+    expect(s.refusals.withoutRetryAfter).toBe(1);
+    expect(s.refusals.latencyMs.max).toBeCloseTo(7, 1);
+  });
+
   it('keeps sub-millisecond latencies distinguishable', () => {
     const ledger = new Ledger();
     ledger.recordRequest({ status: 202, latencyMs: 0.25, readings: 1 });

@@ -21,7 +21,17 @@ export interface RequestRecord {
   /** Latency from the intended send time (ms). */
   latencyMs: number;
   readings: number;
+  /** Whether the answer carried Retry-After (counted for refusals: 429 and 503). */
+  retryAfter?: boolean;
 }
+
+/** Answers that say "over capacity, come back later": the spike's expected refusals. */
+export function isRefusal(status: number): boolean {
+  return status === 429 || status === 503;
+}
+
+const histogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+const percentileOf = (h: Histogram, p: number): number => (h.totalCount === 0 ? 0 : h.getValueAtPercentile(p) / 1000);
 
 export function outcomeOf(status: number): Outcome {
   if (status === 201 || status === 202) return 'acknowledged';
@@ -33,15 +43,25 @@ export function outcomeOf(status: number): Outcome {
 export class Ledger {
   readonly readings: LedgerReading[] = [];
   readonly byStatus = new Map<number, number>();
-  readonly latency: Histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  readonly latency: Histogram = histogram();
+  /** Latency of the 2xx answers alone and of the refusals alone: a spike is judged on each. */
+  readonly acceptedLatency: Histogram = histogram();
+  readonly refusalLatency: Histogram = histogram();
   requests = 0;
   maxLatencyMs = 0;
+  refusalsWithoutRetryAfter = 0;
 
   recordRequest(r: RequestRecord): void {
     this.requests++;
     this.byStatus.set(r.status, (this.byStatus.get(r.status) ?? 0) + 1);
     // Microseconds in the histogram: sub-millisecond answers stay distinguishable.
-    this.latency.recordValue(Math.max(1, Math.round(r.latencyMs * 1000)));
+    const us = Math.max(1, Math.round(r.latencyMs * 1000));
+    this.latency.recordValue(us);
+    if (r.status >= 200 && r.status < 300) this.acceptedLatency.recordValue(us);
+    if (isRefusal(r.status)) {
+      this.refusalLatency.recordValue(us);
+      if (r.retryAfter === false) this.refusalsWithoutRetryAfter++;
+    }
     this.maxLatencyMs = Math.max(this.maxLatencyMs, r.latencyMs);
   }
 
@@ -50,7 +70,7 @@ export class Ledger {
   }
 
   percentileMs(p: number): number {
-    return this.latency.totalCount === 0 ? 0 : this.latency.getValueAtPercentile(p) / 1000;
+    return percentileOf(this.latency, p);
   }
 
   count(outcome: Outcome): number {
@@ -74,6 +94,12 @@ export class Ledger {
         p99: this.percentileMs(99),
         p999: this.percentileMs(99.9),
         max: this.maxLatencyMs,
+      },
+      acceptedLatencyMs: { count: this.acceptedLatency.totalCount, p50: percentileOf(this.acceptedLatency, 50), p99: percentileOf(this.acceptedLatency, 99), max: this.acceptedLatency.maxValue / 1000 },
+      refusals: {
+        count: this.refusalLatency.totalCount,
+        withoutRetryAfter: this.refusalsWithoutRetryAfter,
+        latencyMs: { p50: percentileOf(this.refusalLatency, 50), p99: percentileOf(this.refusalLatency, 99), max: this.refusalLatency.maxValue / 1000 },
       },
     };
   }

@@ -208,7 +208,7 @@ async function runCommand(): Promise<void> {
       sentSingles.push({ body, key, reading });
     }
     return client.send('POST', '/v1/readings', body, { 'idempotency-key': key }).then((res) => {
-      ledger.recordRequest({ status: res.status, latencyMs: performance.now() - intended, readings: 1 });
+      ledger.recordRequest({ status: res.status, latencyMs: performance.now() - intended, readings: 1, retryAfter: res.headers['retry-after'] !== undefined });
       const outcome = outcomeOf(res.status);
       if (outcome === 'acknowledged') {
         const id = (JSON.parse(res.body) as { id: string }).id;
@@ -236,7 +236,7 @@ async function runCommand(): Promise<void> {
       return reading;
     });
     return client.send('POST', '/v1/readings/batch', JSON.stringify({ readings: items.map((it) => it.payload) })).then((res) => {
-      ledger.recordRequest({ status: res.status, latencyMs: performance.now() - intended, readings: batchSize });
+      ledger.recordRequest({ status: res.status, latencyMs: performance.now() - intended, readings: batchSize, retryAfter: res.headers['retry-after'] !== undefined });
       if (res.status === 202) {
         const answer = JSON.parse(res.body) as { accepted: { index: number; id: string }[]; rejected: { index: number }[] };
         for (const a of answer.accepted) Object.assign(readings[a.index]!, { id: a.id, outcome: 'acknowledged' });
