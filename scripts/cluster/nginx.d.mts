@@ -5,6 +5,7 @@ export interface NginxSettings {
   ratePerSecond: number;
   rateBurst: number;
   workerProcesses: string;
+  upstreamMaxConns: number;
   accessLog: boolean;
   servedBy: boolean;
 }

@@ -1,9 +1,9 @@
 import { mkdtempSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NginxProcess, nginxSettings } from '../../scripts/cluster/nginx.mjs';
+import { NginxProcess, nginxSettings, renderNginxConfig } from '../../scripts/cluster/nginx.mjs';
 import { freePort } from '../../scripts/lib/stack.mjs';
 
 // What nginx says when a request cannot be served by a replica: 503 when not one byte reached a
@@ -12,11 +12,27 @@ import { freePort } from '../../scripts/lib/stack.mjs';
 const dir = mkdtempSync(join(tmpdir(), 'mi-nginx-edge-'));
 const servers: Server[] = [];
 let nginx: NginxProcess | undefined;
+let capped: NginxProcess | undefined;
+const held: Socket[] = [];
 
 afterAll(async () => {
+  for (const socket of held) socket.destroy();
   await nginx?.stop();
+  await capped?.stop();
   for (const s of servers) s.close();
 });
+
+/** A "replica" that takes requests and answers none until the test lets them go. */
+async function holdingReplica(): Promise<number> {
+  const port = await freePort();
+  const server = createServer((socket) => {
+    held.push(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  servers.push(server);
+  return port;
+}
 
 /** A "replica" that reads the request and then drops the connection without answering. */
 async function droppingReplica(): Promise<number> {
@@ -56,5 +72,36 @@ describe('nginx when no replica answers', () => {
     expect(r.status).toBe(502);
     expect(r.retryAfter).toBeNull();
     expect(r.body.error.code).toBe('bad_gateway');
+  });
+});
+
+describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
+  it('refuses the excess at once with 503 and Retry-After instead of queueing it behind the busy replicas', async () => {
+    const listen = await freePort();
+    capped = new NginxProcess(join(dir, 'nginx-capped'), listen, nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '2' }));
+    // Started with no replica (its readiness probe through nginx would be held), then given one.
+    await capped.start([]);
+    await capped.setUpstreams([{ name: 'busy', port: await holdingReplica() }]);
+    // Two requests fill the replica's two connections; the replica answers neither.
+    const first = [post(listen), post(listen)];
+    await expect.poll(() => held.length, { timeout: 5_000 }).toBe(2);
+    // The third is refused by nginx itself while the two are still unanswered: not queued.
+    const r = await post(listen);
+    expect(r.status).toBe(503);
+    expect(r.retryAfter).toBe('1');
+    expect(r.body.error.code).toBe('unavailable');
+    expect(held.length).toBe(2);
+    // Nothing was answered for the two in flight: the replica cut them without an answer (502).
+    for (const socket of held) socket.destroy();
+    for (const p of first) expect((await p).status).toBe(502);
+  });
+
+  it('renders max_conns on every replica, and none when set to 0', () => {
+    const upstreams = [{ name: 'a', port: 1 }, { name: 'b', port: 2 }];
+    const on = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) }).main;
+    expect(on.match(/max_conns=32;/g)).toHaveLength(2);
+    expect(on).toMatch(/zone api 64k;/);
+    const off = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '0' }) }).main;
+    expect(off).not.toMatch(/max_conns=/);
   });
 });
