@@ -21,7 +21,7 @@ export function nginxSettings(env = process.env) {
     // Concurrent connections nginx keeps open to each replica (0: no limit). Past it, on every
     // replica, nginx refuses at once (503 + Retry-After via @bad_gateway) instead of letting the
     // excess queue inside the replicas: the spike lever (docs/PERFORMANCE.md).
-    upstreamMaxConns: Number(env.NGINX_UPSTREAM_MAX_CONNS ?? 32),
+    upstreamMaxConns: Number(env.NGINX_UPSTREAM_MAX_CONNS ?? 64),
     accessLog: env.NGINX_ACCESS_LOG === 'true',
     servedBy: env.SERVED_BY_HEADER !== 'false',
   };
