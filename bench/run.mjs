@@ -22,6 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
 import { appendfsyncFromEnv, freePort } from '../scripts/lib/stack.mjs';
+import { nginxSettings } from '../scripts/cluster/nginx.mjs';
 import { BenchCluster } from './lib/cluster.mjs';
 import { componentCpu, cpuDelta, processSnapshot, treeCpuSeconds } from './lib/cpu.mjs';
 import { intakeLatency, logSize, percentile, readSlice } from './lib/nginx-log.mjs';
@@ -41,7 +42,7 @@ const { values: opts } = parseArgs({
     'spike-rate': { type: 'string' },
     // The generator's own limit for a spike on this machine (requests/s): one new connection per
     // request to nginx, refusals answered at once. Measured with bench/experiments/refusal-path.mjs
-    // (nginx alone, 60 s): 4,000/s refusal p99 7 ms, 5,500/s 56 ms, 7,800/s 197-334 ms.
+    // (nginx alone, 60 s): 4,000/s refusal p99 7 ms, 5,500/s 56 ms, 7,800/s 246-334 ms.
     'spike-limit': { type: 'string', default: '5000' },
   },
 });
@@ -52,6 +53,8 @@ const ONLY_SPIKE = opts.only === 'spike';
 if (opts.only !== undefined && !ONLY_RATES && !ONLY_SPIKE) throw new Error(`--only takes "rates" or "spike", not "${opts.only}"`);
 const SPIKE_RATE = opts['spike-rate'] === undefined ? undefined : Number(opts['spike-rate']);
 if (ONLY_SPIKE && !(SPIKE_RATE > 0)) throw new Error('--only spike needs --spike-rate N (requests/s; 3x the sustained rate of a full run)');
+if (!ONLY_SPIKE && SPIKE_RATE !== undefined) throw new Error('--spike-rate goes with --only spike; a full run spikes at 3x its sustained rate or --spike-limit');
+if (!(Number(opts['spike-limit']) > 0)) throw new Error(`--spike-limit takes requests/s, not "${opts['spike-limit']}"`);
 /** The fixed offered rates of the cost and latency profile, requests/s of single readings. */
 const PROFILE_RATES = [300, 1000, 2000];
 const plan = QUICK
@@ -82,6 +85,8 @@ const result = {
   startedAt: startedAt.toISOString(),
   quick: QUICK,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+  // The effective cap per replica (env or default), so a result file says what it ran with.
+  nginxUpstreamMaxConns: nginxSettings().upstreamMaxConns,
   topology: { apiReplicas: Number(opts.api), writers: Number(opts.writers), nginx: 1, postgres: 'primary + streaming replica', redis: `AOF appendfsync ${appendfsyncFromEnv()}` },
   rule: { p99AtNginxMs: P99_LIMIT_MS, drainLimitMs: DRAIN_LIMIT_MS, errors: 0, loss: 0 },
   steps: [],
@@ -234,7 +239,7 @@ async function spikeStep(rate) {
 function spikeTarget(spike) {
   const r = spike.refusals ?? { count: 0, latencyMs: {} };
   return {
-    target: 'spike at 3x sustained (or the generator limit) for 60 s: no 502, none unanswered, refusals 429/503 with Retry-After and p99 <= 250 ms, accepted p99 < 1 s, drained within 60 s, nothing lost',
+    target: `spike at 3x sustained (or the generator limit) for ${plan.spikeS} s: no 502, none unanswered, refusals 429/503 with Retry-After and p99 <= 250 ms, accepted p99 < 1 s, drained within 60 s, nothing lost`,
     measured: `${spike.intendedRate}/s${spike.spikeRateRule ? ` (${spike.spikeRateRule.rule}; 3x sustained = ${spike.spikeRateRule.threeTimesSustained}/s)` : ''}: ${JSON.stringify(spike.byStatus)}; refusals p99 ${Math.round(r.latencyMs.p99 ?? 0)} ms (${r.withoutRetryAfter ?? '-'} without Retry-After); accepted p99 ${Math.round(spike.acceptedLatencyMs?.p99 ?? 0)} ms; generator fell behind ${spike.clientOverloaded}; verify ${spike.verify?.ok ? 'ok' : 'FAILED'}, drained ${spike.verify?.drainMs} ms after`,
     met: spike.spikeFailures.length === 0,
   };
@@ -441,7 +446,7 @@ function markdown() {
   for (const [k, v] of s.figures) lines.push(`| ${k} | ${v} |`);
   lines.push('', '## Every step', '', '| step | intended /s | achieved req/s | stored readings/s | nginx p50 / p99 / max ms | client p99 ms | errors | verified | drain ms | max queue jobs | PG CPU s per 1k stored | sustained |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const st of result.steps.filter((x) => x.intendedRate)) {
-    lines.push(`| ${st.name} | ${fmt(st.intendedRate)} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.storedReadingsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(st.clientLatencyMs?.p99, 1)} | ${st.errors} | ${st.verify?.ok ? `ok (${fmt(st.verify.stored)} rows)` : `**no** (lost ${st.verify?.lost}, dup ${st.verify?.duplicated})`} | ${fmt(st.verify?.drainMs)} | ${fmt(st.maxQueueDepthJobs)} | ${fmt(st.postgresCpuSecondsPer1000Stored, 3)} | ${(st.sweepPassed ?? st.sustained) ? (st.sustained ? 'yes' : 'yes (no latency rule for batches)') : st.failures.join('; ')} |`);
+    lines.push(`| ${st.name} | ${fmt(st.intendedRate)} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.storedReadingsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(st.clientLatencyMs?.p99, 1)} | ${st.errors} | ${st.verify?.ok ? `ok (${fmt(st.verify.stored)} rows)` : `**no** (lost ${st.verify?.lost}, dup ${st.verify?.duplicated})`} | ${fmt(st.verify?.drainMs)} | ${fmt(st.maxQueueDepthJobs)} | ${fmt(st.postgresCpuSecondsPer1000Stored, 3)} | ${st.spikeFailures ? (st.spikeFailures.length ? `spike: ${st.spikeFailures.join('; ')}` : 'spike: shed well') : (st.sweepPassed ?? st.sustained) ? (st.sustained ? 'yes' : 'yes (no latency rule for batches)') : st.failures.join('; ')} |`);
   }
   const profile = result.steps.filter((x) => x.profile);
   if (profile.length) {
@@ -494,7 +499,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 let exitCode = 0;
 try {
-  say(`work folder ${work}; ${QUICK ? 'quick' : 'full'} run${ONLY_RATES ? ', the cost and latency profile only' : ''}${ONLY_SPIKE ? `, the spike only (${SPIKE_RATE}/s)` : ''}; NGINX_UPSTREAM_MAX_CONNS=${process.env.NGINX_UPSTREAM_MAX_CONNS ?? '(default)'}`);
+  say(`work folder ${work}; ${QUICK ? 'quick' : 'full'} run${ONLY_RATES ? ', the cost and latency profile only' : ''}${ONLY_SPIKE ? `, the spike only (${SPIKE_RATE}/s)` : ''}; nginx max_conns per replica ${result.nginxUpstreamMaxConns || 'none'}`);
   result.settings = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(NGINX_|SHED_|COALESCE_|INTAKE_|LOG_|REDIS_APPENDFSYNC|BACKLOG_)/.test(k)));
   if (ONLY_RATES) {
     await cluster.start('queue');

@@ -9,6 +9,12 @@ import { findBin, waitFor } from '../lib/stack.mjs';
 
 const isRoot = process.getuid?.() === 0;
 
+/** NGINX_UPSTREAM_MAX_CONNS: a whole number of connections, 0 for no cap; anything else stops the start. */
+function maxConns(value = '64') {
+  if (!/^\d+$/.test(value)) throw new Error(`NGINX_UPSTREAM_MAX_CONNS must be a whole number of connections (0: no cap), not "${value}"`);
+  return Number(value);
+}
+
 /** nginx settings: the body limit matches the API's (HTTP_BODY_LIMIT_BYTES) so 413 comes from the edge. */
 export function nginxSettings(env = process.env) {
   return {
@@ -21,7 +27,7 @@ export function nginxSettings(env = process.env) {
     // Concurrent connections nginx keeps open to each replica (0: no limit). Past it, on every
     // replica, nginx refuses at once (503 + Retry-After via @bad_gateway) instead of letting the
     // excess queue inside the replicas: the spike lever (docs/PERFORMANCE.md).
-    upstreamMaxConns: Number(env.NGINX_UPSTREAM_MAX_CONNS ?? 64),
+    upstreamMaxConns: maxConns(env.NGINX_UPSTREAM_MAX_CONNS),
     accessLog: env.NGINX_ACCESS_LOG === 'true',
     servedBy: env.SERVED_BY_HEADER !== 'false',
   };
