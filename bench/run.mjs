@@ -4,6 +4,7 @@
 // bench/results/<timestamp>.{json,md,png}:
 //   1. ceilings: nginx + API answering 202 doing nothing (INTAKE_MODE=noop); PostgreSQL's raw
 //      multi-row insert rate for the readings table;
+//   1b. a closed loop with wrk at 64 connections against the service as built (a light client beside the generator);
 //   2. single submissions: an open-model rate sweep for the highest rate that keeps nginx's p99
 //      <= 50 ms with zero errors, zero loss (verified) and the backlog drained within 3 s;
 //   3. batches of 500: sustained stored readings/s;
@@ -104,7 +105,7 @@ if (opts.replot) {
 }
 
 ensureDependencies();
-ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
+ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'wrk']);
 ensureBuilt();
 // npm packages only now: on a fresh clone they exist only after ensureDependencies().
 const { default: autocannon } = await import('autocannon');
@@ -305,6 +306,86 @@ async function sweep(label, { start, factor, maxSteps, batchShare = 0, batchSize
   }
   const best = steps.filter(rule).sort((a, b) => b.intendedRate - a.intendedRate)[0];
   return { steps, best };
+}
+
+/**
+ * Closed loop with wrk (Debian's, C, far lighter per request than the Node generator): N
+ * connections, each sending its next single reading when the last is answered, through nginx
+ * into the service as built. Every 2xx is then counted in the primary after the drain (a unique
+ * meterId per request), so the figure is of stored readings, not only of answers.
+ */
+async function wrkClosedLoop(connections, seconds) {
+  const run = randomUUID().slice(0, 8);
+  const script = join(work, `wrk-${run}.lua`);
+  // One body per request with its own meterId; readAt a minute ago, so no reading is in the future.
+  writeFileSync(script, `
+local n = 0
+local readAt = os.date('!%Y-%m-%dT%H:%M:%SZ', os.time() - 60)
+request = function()
+  n = n + 1
+  local body = '{"meterId":"wrk-${run}-' .. n .. '-' .. math.random(1, 1000000000) .. '","readAt":"' .. readAt .. '","values":{"t1":' .. (1000 + n % 1000) .. '}}'
+  return wrk.format('POST', '/v1/readings', { ['Content-Type'] = 'application/json' }, body)
+end
+`);
+  const components = cluster.components();
+  const window = cpuWindow(components);
+  const child = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', '-s', script, cluster.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  let wrkCpu = 0;
+  const sampler = setInterval(() => (wrkCpu = Math.max(wrkCpu, treeCpuSeconds(processSnapshot(), child.pid))), 250);
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  clearInterval(sampler);
+  const cpu = window(wrkCpu);
+  const num = (re) => Number(re.exec(out)?.[1] ?? NaN);
+  const ms = (re) => {
+    const m = re.exec(out);
+    if (!m) return NaN;
+    return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2]] ?? NaN);
+  };
+  const total = num(/(\d+) requests in/);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  // Every 2xx must become a row: wait for the writers, then count them.
+  const db = new pg.Client({ connectionString: cluster.primaryUrl });
+  await db.connect();
+  let stored;
+  const expected = total - non2xx;
+  const deadline = performance.now() + 60_000;
+  try {
+    while (performance.now() < deadline) {
+      stored = Number((await db.query("SELECT count(*)::int AS n FROM readings WHERE meter_id LIKE $1", [`wrk-${run}-%`])).rows[0].n);
+      if (stored >= expected) break;
+      await sleep(250);
+    }
+    // Requests still in flight when wrk stopped counting may be answered and stored after it:
+    // at most one per connection. Let them land, then count once more.
+    await sleep(1_000);
+    stored = Number((await db.query("SELECT count(*)::int AS n FROM readings WHERE meter_id LIKE $1", [`wrk-${run}-%`])).rows[0].n);
+  } finally {
+    await db.end();
+  }
+  const step = {
+    name: `closed loop, wrk, ${connections} connections`,
+    mode: cluster.mode,
+    wrk: true,
+    connections,
+    seconds,
+    requestsPerSec: Math.round(num(/Requests\/sec:\s+([\d.]+)/)),
+    latencyMs: { p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/) },
+    requests: total,
+    non2xx,
+    socketErrors: socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    stored,
+    // Every counted 2xx stored; beyond them, at most one reading per connection that wrk sent but
+    // stopped counting at its deadline.
+    allStored: stored >= expected && stored <= expected + connections,
+    cpuSecondsDuringLoad: cpu,
+    wrkExit: code,
+  };
+  say(`${step.name}: ${step.requestsPerSec} req/s, p50 ${step.latencyMs.p50} ms, p99 ${step.latencyMs.p99} ms, non-2xx ${non2xx}, socket errors ${step.socketErrors}, stored ${stored} rows for ${expected} counted 2xx; wrk CPU ${cpu.generator} s, cluster CPU ${Object.entries(cpu).filter(([k, v]) => k !== 'generator' && typeof v === 'number').reduce((a, [, v]) => a + v, 0).toFixed(1)} s`);
+  result.steps.push(step);
+  return step;
 }
 
 async function httpCeiling() {
@@ -528,6 +609,9 @@ try {
     await loadStep('warm-up', { rate: Math.round(http.requestsPerSec * 0.1), seconds: QUICK ? 2 : 5 });
     result.steps.pop();
     const profile = await costProfile();
+    // The same cluster under a light closed-loop client, beside the generator's figures (issue 12 item 4).
+    const wrk = await wrkClosedLoop(64, plan.stepS);
+    await sleep(QUICK ? 500 : 2_000);
     const singles = await sweep('singles', { start: Math.round(http.requestsPerSec * 0.25), factor: plan.singleFactor, maxSteps: plan.singleSteps });
     const sustained = singles.best;
     const sustainedRate = sustained?.intendedRate ?? Math.min(...singles.steps.map((x) => x.intendedRate));
@@ -611,6 +695,8 @@ try {
         ['HTTP ceiling (closed loop, 64 connections)', `${http.requestsPerSec} req/s`],
         ['database ceiling', `${db.rowsPerSec} rows/s (batches of ${db.best.batch}, ${db.best.connections} connections)`],
         ['singles sustained (queue)', `${sustained?.intendedRate ?? '-'} req/s, ${storedRate} readings stored/s, nginx p99 ${sustained?.nginxLatencyMs.p99 ?? '-'} ms`],
+        ['closed loop with wrk, 64 connections (service as built)', `${wrk.requestsPerSec} req/s, p50 ${wrk.latencyMs.p50} ms, p99 ${wrk.latencyMs.p99} ms, ${wrk.non2xx} non-2xx, ${wrk.allStored ? `every 2xx stored (${wrk.stored} rows for ${wrk.requests - wrk.non2xx} counted 2xx, the rest in flight at wrk's deadline)` : `**${wrk.stored} rows for ${wrk.requests - wrk.non2xx} counted 2xx**`}; wrk CPU ${wrk.cpuSecondsDuringLoad.generator} s in ${wrk.seconds} s`],
+        ['generator share of the CPU at the sustained singles step', sustained?.cpuSecondsDuringLoad ? pct(sustained.cpuSecondsDuringLoad.generator, Object.values(sustained.cpuSecondsDuringLoad).filter((v) => typeof v === 'number').reduce((a, b) => a + b, 0)) : '-'],
         ['singles sustained (naive)', `${naive.best?.intendedRate ?? '-'} req/s, ${naiveRate} readings stored/s, nginx p99 ${naive.best?.nginxLatencyMs.p99 ?? '-'} ms`],
         ['batches of 500 sustained', `${batchBest} readings stored/s`],
         ['lag 202 -> primary (p50 / p99)', `${lagStep.lagToPrimaryMs.p50} / ${lagStep.lagToPrimaryMs.p99} ms`],

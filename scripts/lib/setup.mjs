@@ -77,6 +77,7 @@ export function ensureSystemPackages(what) {
   if (what.includes('redis-server') && !(has('redis-server') && has('redis-cli'))) wanted.push('redis-server');
   if (what.includes('postgres') && !hasPostgres()) wanted.push('postgresql');
   if (what.includes('nginx') && !has('nginx')) wanted.push('nginx');
+  if (what.includes('wrk') && !has('wrk')) wanted.push('wrk');
   if (!existsSync('/usr/sbin/runuser') && !existsSync('/usr/bin/runuser') && isRoot) wanted.push('util-linux');
   if (wanted.length === 0) return;
   const command = `apt-get update && apt-get install -y --no-install-recommends ${wanted.join(' ')}`;
