@@ -10,7 +10,7 @@ import { findBin, waitFor } from '../lib/stack.mjs';
 const isRoot = process.getuid?.() === 0;
 
 /** NGINX_UPSTREAM_MAX_CONNS: a whole number of connections, 0 for no cap; anything else stops the start. */
-function maxConns(value = '64') {
+function maxConns(value = '128') {
   if (!/^\d+$/.test(value)) throw new Error(`NGINX_UPSTREAM_MAX_CONNS must be a whole number of connections (0: no cap), not "${value}"`);
   return Number(value);
 }

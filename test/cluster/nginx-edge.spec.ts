@@ -99,7 +99,7 @@ describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
   it('renders max_conns on every replica, none when set to 0, and refuses a value that is not a whole number', () => {
     const upstreams = [{ name: 'a', port: 1 }, { name: 'b', port: 2 }];
     const on = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) }).main;
-    expect(on.match(/max_conns=64;/g)).toHaveLength(2);
+    expect(on.match(/max_conns=128;/g)).toHaveLength(2);
     expect(on).toMatch(/zone api 64k;/);
     const off = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '0' }) }).main;
     expect(off).not.toMatch(/max_conns=/);
