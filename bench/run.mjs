@@ -253,14 +253,16 @@ function spikeTarget(spike) {
 function cpuPerReading(cpu, stored) {
   if (!cpu || !stored) return undefined;
   const out = {};
-  let cluster = 0;
   for (const [name, seconds] of Object.entries(cpu)) {
-    if (typeof seconds !== 'number') continue;
-    out[name] = Math.round((seconds / stored) * 1e6) / 1e3;
-    if (name !== 'generator') cluster += seconds;
+    if (typeof seconds === 'number') out[name] = Math.round((seconds / stored) * 1e6) / 1e3;
   }
-  out.cluster = Math.round((cluster / stored) * 1e6) / 1e3;
+  out.cluster = Math.round((clusterCpuSeconds(cpu) / stored) * 1e6) / 1e3;
   return out;
+}
+
+/** CPU seconds of a window summed over every component but the generator (a restarted one is null). */
+function clusterCpuSeconds(cpu) {
+  return Object.entries(cpu).reduce((sum, [name, seconds]) => (name !== 'generator' && typeof seconds === 'number' ? sum + seconds : sum), 0);
 }
 
 /** Singles at fixed offered rates: latency at nginx and CPU per stored reading, per component. */
@@ -349,26 +351,22 @@ end
   // Every 2xx must become a row: wait for the writers, then count them.
   const db = new pg.Client({ connectionString: cluster.primaryUrl });
   await db.connect();
-  let stored;
+  const countStored = async () => Number((await db.query('SELECT count(*)::int AS n FROM readings WHERE meter_id LIKE $1', [`wrk-${run}-%`])).rows[0].n);
   const expected = total - non2xx;
   const deadline = performance.now() + 60_000;
+  let stored;
   try {
-    while (performance.now() < deadline) {
-      stored = Number((await db.query("SELECT count(*)::int AS n FROM readings WHERE meter_id LIKE $1", [`wrk-${run}-%`])).rows[0].n);
-      if (stored >= expected) break;
-      await sleep(250);
-    }
+    while ((await countStored()) < expected && performance.now() < deadline) await sleep(250);
     // Requests still in flight when wrk stopped counting may be answered and stored after it:
     // at most one per connection. Let them land, then count once more.
     await sleep(1_000);
-    stored = Number((await db.query("SELECT count(*)::int AS n FROM readings WHERE meter_id LIKE $1", [`wrk-${run}-%`])).rows[0].n);
+    stored = await countStored();
   } finally {
     await db.end();
   }
   const step = {
     name: `closed loop, wrk, ${connections} connections`,
     mode: cluster.mode,
-    wrk: true,
     connections,
     seconds,
     requestsPerSec: Math.round(num(/Requests\/sec:\s+([\d.]+)/)),
@@ -383,7 +381,7 @@ end
     cpuSecondsDuringLoad: cpu,
     wrkExit: code,
   };
-  say(`${step.name}: ${step.requestsPerSec} req/s, p50 ${step.latencyMs.p50} ms, p99 ${step.latencyMs.p99} ms, non-2xx ${non2xx}, socket errors ${step.socketErrors}, stored ${stored} rows for ${expected} counted 2xx; wrk CPU ${cpu.generator} s, cluster CPU ${Object.entries(cpu).filter(([k, v]) => k !== 'generator' && typeof v === 'number').reduce((a, [, v]) => a + v, 0).toFixed(1)} s`);
+  say(`${step.name}: ${step.requestsPerSec} req/s, p50 ${step.latencyMs.p50} ms, p99 ${step.latencyMs.p99} ms, non-2xx ${non2xx}, socket errors ${step.socketErrors}, stored ${stored} rows for ${expected} counted 2xx; wrk CPU ${cpu.generator} s, cluster CPU ${clusterCpuSeconds(cpu).toFixed(1)} s`);
   result.steps.push(step);
   return step;
 }
@@ -632,9 +630,10 @@ try {
     // 3x the sustained rate, or the generator's own limit if that is lower (issue 12 item 5).
     const spikeLimit = Number(opts['spike-limit']);
     const spikeRate = Math.min(sustainedRate * 3, spikeLimit);
-    say(`spike at ${spikeRate}/s: ${spikeRate < sustainedRate * 3 ? `the generator's own limit (--spike-limit), below 3x the sustained rate (${sustainedRate * 3}/s)` : '3x the sustained rate'}`);
+    const spikeRateRule = { rule: spikeRate < sustainedRate * 3 ? 'generator limit' : '3x sustained', threeTimesSustained: sustainedRate * 3, limit: spikeLimit };
+    say(`spike at ${spikeRate}/s: ${spikeRateRule.rule} (3x the sustained rate is ${spikeRateRule.threeTimesSustained}/s, --spike-limit ${spikeLimit}/s)`);
     const spike = await spikeStep(spikeRate);
-    spike.spikeRateRule = spikeRate < sustainedRate * 3 ? { rule: 'generator limit', threeTimesSustained: sustainedRate * 3, limit: spikeLimit } : { rule: '3x sustained', threeTimesSustained: sustainedRate * 3, limit: spikeLimit };
+    spike.spikeRateRule = spikeRateRule;
     await sleep(2_000);
 
     const o = plan.outage;
@@ -696,7 +695,7 @@ try {
         ['database ceiling', `${db.rowsPerSec} rows/s (batches of ${db.best.batch}, ${db.best.connections} connections)`],
         ['singles sustained (queue)', `${sustained?.intendedRate ?? '-'} req/s, ${storedRate} readings stored/s, nginx p99 ${sustained?.nginxLatencyMs.p99 ?? '-'} ms`],
         ['closed loop with wrk, 64 connections (service as built)', `${wrk.requestsPerSec} req/s, p50 ${wrk.latencyMs.p50} ms, p99 ${wrk.latencyMs.p99} ms, ${wrk.non2xx} non-2xx, ${wrk.allStored ? `every 2xx stored (${wrk.stored} rows for ${wrk.requests - wrk.non2xx} counted 2xx, the rest in flight at wrk's deadline)` : `**${wrk.stored} rows for ${wrk.requests - wrk.non2xx} counted 2xx**`}; wrk CPU ${wrk.cpuSecondsDuringLoad.generator} s in ${wrk.seconds} s`],
-        ['generator share of the CPU at the sustained singles step', sustained?.cpuSecondsDuringLoad ? pct(sustained.cpuSecondsDuringLoad.generator, Object.values(sustained.cpuSecondsDuringLoad).filter((v) => typeof v === 'number').reduce((a, b) => a + b, 0)) : '-'],
+        ['generator share of the CPU at the sustained singles step', sustained?.cpuSecondsDuringLoad ? pct(sustained.cpuSecondsDuringLoad.generator, sustained.cpuSecondsDuringLoad.generator + clusterCpuSeconds(sustained.cpuSecondsDuringLoad)) : '-'],
         ['singles sustained (naive)', `${naive.best?.intendedRate ?? '-'} req/s, ${naiveRate} readings stored/s, nginx p99 ${naive.best?.nginxLatencyMs.p99 ?? '-'} ms`],
         ['batches of 500 sustained', `${batchBest} readings stored/s`],
         ['lag 202 -> primary (p50 / p99)', `${lagStep.lagToPrimaryMs.p50} / ${lagStep.lagToPrimaryMs.p99} ms`],

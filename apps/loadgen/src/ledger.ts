@@ -26,7 +26,7 @@ export interface RequestRecord {
 }
 
 /** Answers that say "over capacity, come back later": the spike's expected refusals. */
-export function isRefusal(status: number): boolean {
+function isRefusal(status: number): boolean {
   return status === 429 || status === 503;
 }
 
