@@ -15,8 +15,11 @@ export class Supervised {
     // supervisor dies, a pipe would break under the child (EPIPE on its next log line) just when
     // it must drain and flush, and its last lines would be lost.
     const out = openSync(this.logFile, 'a');
+    // MI_CPU_PROF_DIR: a V8 CPU profile of every replica and writer, written when it exits (for
+    // bench/experiments/per-job-cost.mjs; NODE_OPTIONS may not carry --cpu-prof).
+    const profile = process.env.MI_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MI_CPU_PROF_DIR}`] : [];
     // detached: a terminal Ctrl-C reaches only the supervisor, which stops the parts in order.
-    this.child = spawn(process.execPath, [this.entry], { cwd: root, env: this.env, stdio: ['ignore', out, out], detached: true });
+    this.child = spawn(process.execPath, [...profile, this.entry], { cwd: root, env: this.env, stdio: ['ignore', out, out], detached: true });
     closeSync(out);
     this.startedAt = Date.now();
     this.onSpawn?.(this);
