@@ -138,7 +138,10 @@ function depthSampler() {
   let stop = false;
   const loop = (async () => {
     while (!stop) {
-      const text = await fetch(`${cluster.url}/metrics`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.text(), () => '');
+      // A replica's own port: nginx does not serve /metrics (nginx/shared/edge.conf). Every replica
+      // reports the same queue depth; the first one that answers is enough.
+      const replica = cluster.table()?.api?.[0]?.url;
+      const text = replica ? await fetch(`${replica}/metrics`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.text(), () => '') : '';
       const m = /^queue_depth_jobs(?:\{[^}]*\})? (\d+)/m.exec(text);
       if (m) {
         last = Number(m[1]);

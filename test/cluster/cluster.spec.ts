@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
@@ -8,6 +9,21 @@ import { PgInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { type Cluster, startCluster, steadyLoad } from '../support/cluster.js';
 import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';
 import { testRunPrefix } from '../support/readings-factory.js';
+
+/** GET with the path sent exactly as written (fetch would resolve `..` and `%2e` first). */
+function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port: Number(port), path, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 function ledgerOf(results: Awaited<ReturnType<typeof steadyLoad>>): Ledger {
   const ledger = new Ledger();
@@ -156,6 +172,30 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     await waitFor('a new nginx to answer', async () => cluster.table().nginx.pid !== before.nginx.pid && (await fetch(`${cluster.url}/health/live`).catch(() => undefined))?.status === 200, 30_000, 250);
     const res = await postJson(`${cluster.url}/v1/readings`, validReading(testRunPrefix('nginx-kill'), 0));
     expect(res.status).toBe(202);
+  });
+
+  it('serves only /v1/ and the health paths on the public port: /metrics and readiness details stay on the replicas', async () => {
+    for (const path of ['/metrics', '/metrics?x=1', '/%6Detrics', '//metrics', '/v1/../metrics', '/v1/%2e%2e/metrics', '/v1/..%2Fmetrics', '/health/../metrics', '/', '/health', '/health/ready/', '/anything']) {
+      const res = await rawGet(cluster.url, path);
+      expect(res.status, path).toBe(404);
+      expect(JSON.parse(res.body), path).toEqual({ error: { code: 'not_found', message: 'no such resource', details: [] } });
+    }
+    const ready = await rawGet(cluster.url, '/health/ready');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'ok' });
+    expect(JSON.parse((await rawGet(cluster.url, '/health/live')).body)).toEqual({ status: 'ok' });
+    // A client cannot unset the mark: nginx replaces whatever X-Meter-Edge it sends.
+    expect(JSON.parse((await rawGet(cluster.url, '/health/ready', { 'x-meter-edge': '' })).body)).toEqual({ status: 'ok' });
+
+    // On a replica's own port (127.0.0.1 only) both answer in full; the edge mark hides them there too.
+    const replica = cluster.table().api[0]!.url;
+    const metrics = await rawGet(replica, '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('queue_depth_jobs');
+    expect((await rawGet(replica, '/metrics', { 'x-meter-edge': '1' })).status).toBe(404);
+    const detail = JSON.parse((await rawGet(replica, '/health/ready')).body);
+    expect(detail.info).toMatchObject({ redis: { status: 'up' }, database: { status: 'up' }, backlog: { status: 'up' } });
+    expect(JSON.parse((await rawGet(replica, '/health/ready', { 'x-meter-edge': '1' })).body)).toEqual({ status: 'ok' });
   });
 
   describe('nginx limits', () => {

@@ -68,6 +68,12 @@ describe('Redis outage', () => {
     }
     const ready = await getJson(`${a.url}/health/ready`);
     expect(ready.status).toBe(503);
+    expect(ready.json.details.redis.status).toBe('down');
+    // Through nginx (which marks every request it passes on) the same answer names nothing internal.
+    const edge = await fetch(`${a.url}/health/ready`, { headers: { 'x-meter-edge': '1' } });
+    expect(edge.status).toBe(503);
+    expect(edge.headers.get('retry-after')).toBe('1');
+    expect(await edge.json()).toEqual({ error: { code: 'unavailable', message: 'not ready', details: [] } });
     expect((await getJson(`${a.url}/health/live`)).status).toBe(200);
 
     await redis.start();

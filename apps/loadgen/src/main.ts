@@ -32,6 +32,8 @@ const USAGE = `usage: loadgen [run] --url URL --rate R --duration S [options]
   --database-url URL   primary to verify against (or DATABASE_URL)
   --drain-timeout S    bound on the wait for the writers (default 120)
   --ledger FILE        write (run) or read (verify) the ledger as JSON lines
+  --metrics-url URL    a replica's /metrics (its own port; nginx does not serve it), for the
+                       queue depth in the progress lines ("?" without it)
   --json               print the summary as JSON on stdout
   --quiet              no progress lines`;
 
@@ -54,6 +56,7 @@ const { values: o, positionals } = parseArgs({
     'run-id': { type: 'string' },
     verify: { type: 'boolean', default: false },
     'database-url': { type: 'string', default: process.env.DATABASE_URL },
+    'metrics-url': { type: 'string' },
     'drain-timeout': { type: 'string', default: '120' },
     ledger: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -75,9 +78,10 @@ const progress = (line: string) => {
   if (!o.quiet) process.stderr.write(`${line}\n`);
 };
 
-async function queueDepth(client: HttpClient): Promise<number | undefined> {
-  const res = await client.send('GET', '/metrics');
-  const m = /^queue_depth_jobs(?:\{[^}]*\})? (\d+)/m.exec(res.body);
+async function queueDepth(metricsUrl: string | undefined): Promise<number | undefined> {
+  if (!metricsUrl) return undefined;
+  const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(1_000) });
+  const m = /^queue_depth_jobs(?:\{[^}]*\})? (\d+)/m.exec(await res.text());
   return m ? Number(m[1]) : undefined;
 }
 
@@ -267,7 +271,7 @@ async function runCommand(): Promise<void> {
     track(p);
     const now = performance.now();
     if (now - lastReport >= 1_000) {
-      const depth = await queueDepth(client).catch(() => undefined);
+      const depth = await queueDepth(o['metrics-url']).catch(() => undefined);
       const errors = [...ledger.byStatus.entries()].filter(([s]) => s === 0 || s >= 500 || s === 429).reduce((a, [, n]) => a + n, 0);
       progress(
         `${((now - start) / 1000).toFixed(0).padStart(4)} s  ${(((ledger.requests - lastRequests) * 1000) / (now - lastReport)).toFixed(0).padStart(6)} resp/s  ` +

@@ -1,10 +1,12 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, Headers, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
 import { ReadingStore } from '#libs/database';
 import { PRODUCER_REDIS } from '../api.tokens.js';
+import { ApiError } from '../http/api-error.js';
+import { viaEdge } from '../http/edge.js';
 import { BacklogMonitor } from '../intake/backlog.monitor.js';
 
 const CHECK_TIMEOUT_MS = 1_000;
@@ -40,10 +42,25 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Whether this replica should get traffic: Redis and the database answer, and the backlog is below the shedding mark. */
+  /**
+   * Whether this replica should get traffic: Redis and the database answer, and the backlog is
+   * below the shedding mark. On the replica's own port, Terminus's full report; through nginx,
+   * only whether it is ready, since backend, backlog and error messages are internals.
+   */
   @Get('ready')
   @HealthCheck()
-  ready() {
+  async ready(@Headers() headers: Record<string, string | undefined>) {
+    if (!viaEdge(headers)) return this.report();
+    try {
+      await this.report();
+      return { status: 'ok' };
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailableException)) throw err;
+      throw new ApiError(503, 'unavailable', 'not ready', [], { 'retry-after': '1' });
+    }
+  }
+
+  private report() {
     return this.health.check([
       async () => {
         const check = this.indicators.check('redis');

@@ -38,7 +38,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       // Errors raised below the controllers (body parsing, content type, unknown route) concern the request as a whole.
       if (isHealthReport(response)) {
         // Terminus's readiness report is the answer itself: keep its shape for orchestrators.
-        void reply.status(status).send(response);
+        void reply.status(status).type('application/json; charset=utf-8').send(response);
         return;
       }
       body = isErrorBody(response)
@@ -56,6 +56,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error({ requestId: request.id, err: exception instanceof Error ? { message: exception.message, stack: exception.stack } : String(exception) }, 'unhandled error');
       body = errorBody('internal', 'internal error; the request id identifies it in the logs');
     }
-    void reply.status(status).send(body);
+    // Explicitly JSON: a route's own content type (@Header on /metrics) may already be set, and
+    // Fastify refuses to send an object as text/plain (a 500 in place of the error).
+    void reply.status(status).type('application/json; charset=utf-8').send(body);
   }
 }

@@ -1,7 +1,8 @@
-import { Controller, Get, Header, Inject } from '@nestjs/common';
+import { Controller, Get, Header, Headers, Inject, NotFoundException } from '@nestjs/common';
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Registry } from 'prom-client';
 import { METRICS_REGISTRY } from '#libs/observability';
+import { viaEdge } from '../http/edge.js';
 
 @SkipThrottle()
 @Controller('metrics')
@@ -10,7 +11,9 @@ export class MetricsController {
 
   @Get()
   @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
-  metrics(): Promise<string> {
+  metrics(@Headers() headers: Record<string, string | undefined>): Promise<string> {
+    // nginx does not pass /metrics on (nginx/shared/edge.conf); this holds should that change.
+    if (viaEdge(headers)) throw new NotFoundException(`Cannot GET /metrics`);
     return this.registry.metrics();
   }
 }
