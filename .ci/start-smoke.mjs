@@ -66,12 +66,19 @@ try {
   table = readTable(dataDir);
   const url = table.url;
 
+  // The README's next step: a client key, then the reading with it.
+  const created = spawnSync('npm', ['run', '--silent', 'clients', '--', 'create', '--name', `ci-smoke-${Date.now()}`, '--scopes', 'submit,read:own', '--json'], { cwd: root, encoding: 'utf8' });
+  const key = created.status === 0 ? JSON.parse(created.stdout.trim().split('\n').pop()).key : undefined;
+  check('npm run clients -- create issues a key', typeof key === 'string' && key.startsWith('mik_'), created.status === 0 ? '' : `${created.status} ${created.stderr}`);
+  const auth = { authorization: `Bearer ${key}` };
+  const anonymous = await fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  check('without a key a reading is refused with 401', anonymous.status === 401, String(anonymous.status));
   const readAt = new Date(Date.now() - 60_000).toISOString();
-  const res = await fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ meterId: 'CI-SMOKE-1', readAt, values: { t1: 4242.5 } }) });
+  const res = await fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ meterId: 'CI-SMOKE-1', readAt, values: { t1: 4242.5 } }) });
   const body = await res.json();
   check('a reading through nginx is accepted', res.status === 202 && typeof body.id === 'string', `${res.status} ${JSON.stringify(body)}`);
   const stored = await until('the reading to be stored', async () => {
-    const r = await fetch(`${url}/v1/readings/${body.id}`);
+    const r = await fetch(`${url}/v1/readings/${body.id}`, { headers: auth });
     const j = await r.json();
     return j.status === 'stored' ? j : undefined;
   }, 30_000).catch((err) => ({ error: err.message }));
@@ -106,7 +113,7 @@ check('the supervisor stopped cleanly and removed its process table', readFileSy
 await Promise.race([npmExited, sleep(5_000)]);
 
 // With no cluster up, the helper commands say so in one line (and nothing else on stderr).
-for (const args of [['run', 'cluster', '--', 'status'], ['run', 'migrate'], ['run', 'loadgen']]) {
+for (const args of [['run', 'cluster', '--', 'status'], ['run', 'migrate'], ['run', 'loadgen'], ['run', 'clients', '--', 'list']]) {
   const r = spawnSync('npm', ['--silent', ...args], { cwd: root, encoding: 'utf8', timeout: 10 * 60_000 });
   const lines = r.stderr.trim().split('\n').filter(Boolean);
   check(`npm ${args.join(' ')} with no cluster up: exit 1 and one line "no cluster is running …"`, r.status === 1 && lines.length === 1 && lines[0].startsWith('no cluster is running'), `exit ${r.status}: ${r.stderr.trim().slice(-300)}`);

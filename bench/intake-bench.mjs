@@ -2,7 +2,7 @@
 // batches, all in one run on one machine so the ratios hold. Starts its own PostgreSQL
 // primary + replica and Redis in a temp folder, one API and one writer, and stops them after.
 //   node bench/intake-bench.mjs [--seconds 15] [--connections 64]
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +59,14 @@ const db = new pg.Client({ connectionString: stack.databaseUrl });
 const migrate = spawn(process.execPath, ['dist/libs/database/src/migrate.main.js'], { cwd: root, env: { ...process.env, DATABASE_URL: stack.databaseUrl, LOG_LEVEL: 'warn' }, stdio: 'inherit' });
 await new Promise((r) => migrate.once('exit', r));
 await db.connect();
+// Every /v1 call needs a client key: one client for the run, issued as operators do it.
+const issued = spawnSync(process.execPath, ['dist/apps/clients/src/main.js', 'create', '--name', `intake-bench-${Date.now()}`, '--scopes', 'submit', '--json'], {
+  cwd: root,
+  encoding: 'utf8',
+  env: { ...process.env, DATABASE_URL: stack.databaseUrl, LOG_LEVEL: 'warn' },
+});
+if (issued.status !== 0) throw new Error(`could not issue a client key: ${issued.stderr}`);
+const auth = { authorization: `Bearer ${JSON.parse(issued.stdout.trim().split('\n').pop()).key}` };
 
 let seq = 0;
 const readAt = () => new Date(Date.now() - 60_000).toISOString();
@@ -118,13 +126,13 @@ async function scenario(name, env, makeRequest, conns = connections) {
 
 const single = (prefix) => {
   const i = seq++;
-  return { path: '/v1/readings', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ meterId: `${prefix}${i % 200_000}`, readAt: readAt(), values: { t1: 1000 + (i % 1000), t2: 10 } }) };
+  return { path: '/v1/readings', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ meterId: `${prefix}${i % 200_000}`, readAt: readAt(), values: { t1: 1000 + (i % 1000), t2: 10 } }) };
 };
 const batch = (prefix) => {
   const base = seq;
   seq += 500;
   const readings = Array.from({ length: 500 }, (_, j) => ({ meterId: `${prefix}${(base + j) % 200_000}`, readAt: readAt(), values: { t1: 1000 + j, t2: 10 } }));
-  return { path: '/v1/readings/batch', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ readings }) };
+  return { path: '/v1/readings/batch', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ readings }) };
 };
 
 const rows = [];

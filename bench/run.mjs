@@ -165,7 +165,7 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
   const window = cpuWindow(components);
   const t0 = performance.now();
   const args = ['dist/apps/loadgen/src/main.js', 'run', '--url', cluster.url, '--rate', String(rate), '--duration', String(seconds), '--batch-share', String(batchShare), '--batch-size', String(batchSize)];
-  args.push('--verify', '--database-url', cluster.primaryUrl, '--drain-timeout', String(drainTimeoutS), '--json', '--seed', String(seed), '--max-in-flight', '20000');
+  args.push('--verify', '--database-url', cluster.primaryUrl, '--drain-timeout', String(drainTimeoutS), '--json', '--seed', String(seed), '--max-in-flight', '20000', '--api-key', cluster.apiKey);
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (c) => (stdout += c));
@@ -329,7 +329,7 @@ local readAt = os.date('!%Y-%m-%dT%H:%M:%SZ', os.time() - 60)
 request = function()
   n = n + 1
   local body = '{"meterId":"wrk-${run}-' .. n .. '-' .. math.random(1, 1000000000) .. '","readAt":"' .. readAt .. '","values":{"t1":' .. (1000 + n % 1000) .. '}}'
-  return wrk.format('POST', '/v1/readings', { ['Content-Type'] = 'application/json' }, body)
+  return wrk.format('POST', '/v1/readings', { ['Content-Type'] = 'application/json', ['Authorization'] = 'Bearer ${cluster.apiKey}' }, body)
 end
 `);
   const components = cluster.components();
@@ -398,7 +398,7 @@ async function httpCeiling() {
     url: cluster.url,
     connections: 64,
     duration: plan.ceilingS,
-    requests: [{ method: 'POST', path: '/v1/readings', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json' }, body: singleBody(i++) }) }],
+    requests: [{ method: 'POST', path: '/v1/readings', setupRequest: (req) => ({ ...req, headers: { 'content-type': 'application/json', ...cluster.authHeader }, body: singleBody(i++) }) }],
   });
   const cpu = window();
   await sleep(1_200);
@@ -470,7 +470,7 @@ function lagProbe({ perSecond, seconds }) {
       const due = t0 + (i * 1000) / perSecond;
       if (due > performance.now()) await sleep(due - performance.now());
       sent++;
-      void fetch(`${cluster.url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ meterId: `lag-${run}-${i}`, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 100 + i } }) })
+      void fetch(`${cluster.url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json', ...cluster.authHeader }, body: JSON.stringify({ meterId: `lag-${run}-${i}`, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 100 + i } }) })
         .then(async (res) => {
           const at = performance.now();
           if (res.status === 202) pending.set((await res.json()).id, { at, seen: { primary: false, replica: false } });

@@ -4,6 +4,7 @@
 #   writer   the queue writer        (node dist/apps/writer/src/main.js)
 #   migrate  migrations, then exit   (node dist/libs/database/src/migrate.main.js)
 #   loadgen  the load generator      (node dist/apps/loadgen/src/main.js, arguments passed on)
+#   clients  clients and their keys  (node dist/apps/clients/src/main.js: create, list, revoke)
 # Anything else is run as a command (for example `sh`).
 set -eu
 cd /app
@@ -34,6 +35,10 @@ case "$role" in
   loadgen)
     remember loadgen
     exec node dist/apps/loadgen/src/main.js "$@"
+    ;;
+  clients)
+    remember clients
+    exec node dist/apps/clients/src/main.js "$@"
     ;;
   *)
     exec "$role" "$@"

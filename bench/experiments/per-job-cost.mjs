@@ -62,7 +62,7 @@ try {
     const cpu0 = componentCpu(components);
     const cmd0 = await commandStats(redis);
     const w0 = await writerCounters();
-    const gen = spawn(process.execPath, ['dist/apps/loadgen/src/main.js', 'run', '--url', cluster.url, '--rate', String(rate), '--duration', String(seconds), '--batch-share', '0', ...(noop ? [] : ['--verify', '--database-url', cluster.primaryUrl]), '--json', '--quiet', '--max-in-flight', '20000'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const gen = spawn(process.execPath, ['dist/apps/loadgen/src/main.js', 'run', '--url', cluster.url, '--rate', String(rate), '--duration', String(seconds), '--batch-share', '0', ...(noop ? [] : ['--verify', '--database-url', cluster.primaryUrl]), '--json', '--quiet', '--max-in-flight', '20000', '--api-key', cluster.apiKey], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     gen.stdout.on('data', (c) => (out += c));
     await new Promise((resolve) => gen.once('exit', resolve));

@@ -1,7 +1,7 @@
 // The benchmark drives the real cluster: `scripts/start.mjs` (the supervisor behind `npm start`)
 // as a child process on free ports in a temp folder, restarted with another INTAKE_MODE when a
 // step needs one. Its process table (cluster.json) names every pid the CPU accounting needs.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -54,6 +54,22 @@ export class BenchCluster {
       180_000,
       250,
     );
+    // Every /v1 call needs a client key: one client for the whole run, issued with the key
+    // manager operators use, on the first start (later starts use the same data folder and database).
+    if (!this.apiKey) {
+      const r = spawnSync(process.execPath, ['dist/apps/clients/src/main.js', 'create', '--name', `bench-${Date.now()}`, '--scopes', 'submit,read:all', '--json'], {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, DATABASE_URL: this.primaryUrl, DB_BACKEND: 'postgres', LOG_LEVEL: 'warn' },
+      });
+      if (r.status !== 0) throw new Error(`could not issue the benchmark's client key: ${r.stderr}${r.stdout}`);
+      this.apiKey = JSON.parse(r.stdout.trim().split('\n').pop()).key;
+    }
+  }
+
+  /** The run's credential as a header. */
+  get authHeader() {
+    return { authorization: `Bearer ${this.apiKey}` };
   }
 
   table() {

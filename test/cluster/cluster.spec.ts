@@ -184,6 +184,10 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.body)).toEqual({ status: 'ok' });
     expect(JSON.parse((await rawGet(cluster.url, '/health/live')).body)).toEqual({ status: 'ok' });
+    // The API itself needs a key, through nginx as anywhere: 401 with the challenge, nothing else.
+    const anonymous = await rawGet(cluster.url, '/v1/readings/00000000-0000-4000-8000-000000000001');
+    expect(anonymous.status).toBe(401);
+    expect(JSON.parse(anonymous.body).error.code).toBe('unauthenticated');
     // A client cannot unset the mark: nginx replaces whatever X-Meter-Edge it sends.
     expect(JSON.parse((await rawGet(cluster.url, '/health/ready', { 'x-meter-edge': '' })).body)).toEqual({ status: 'ok' });
 

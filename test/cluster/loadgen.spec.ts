@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testKey } from '../support/auth.js';
 import { type Cluster, startCluster } from '../support/cluster.js';
 import { withDb } from '../support/db.js';
 
@@ -16,7 +17,8 @@ interface Summary {
 
 async function loadgen(args: string[]): Promise<{ code: number; summary: Summary; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['dist/apps/loadgen/src/main.js', ...args, '--json'], { maxBuffer: 64 * 1024 * 1024 });
+    // The key through the environment, as MI_API_KEY (the `verify` command needs none).
+    const { stdout, stderr } = await run(process.execPath, ['dist/apps/loadgen/src/main.js', ...args, '--json'], { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, MI_API_KEY: testKey() } });
     return { code: 0, summary: JSON.parse(stdout) as Summary, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -74,5 +76,17 @@ describe('the load generator against the cluster', () => {
     expect([...report.lost].sort()).toEqual([...planted.deleted].sort());
     expect([...report.duplicated].sort()).toEqual([...planted.copies].sort());
     expect(report.unexpected).toEqual([]);
+  });
+
+  it('refuses to run without a working client key, in one line, instead of sending a load of 401s', async () => {
+    for (const [key, why] of [['', 'no client key given'], ['mik_' + 'A'.repeat(43), 'the key was refused (401']] as const) {
+      const err = await run(process.execPath, ['dist/apps/loadgen/src/main.js', '--url', cluster.url, '--rate', '10', '--duration', '1'], { env: { ...process.env, MI_API_KEY: key } }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(err.code).toBe(1);
+      expect(err.stderr).toContain(why);
+      expect(err.stderr).toContain('npm run clients -- create');
+    }
   });
 });

@@ -7,6 +7,8 @@ import type { TestProject } from 'vitest/node';
 // The same launchers `npm start -- --db cockroach` uses.
 import { type CockroachCluster, findCockroachBin, startCockroachCluster } from '../../scripts/lib/cockroach.mjs';
 import { freePort, RedisInstance } from '../../scripts/lib/stack.mjs';
+import { generateApiKey } from '#libs/database';
+import { registerClient } from '../support/auth.js';
 
 const run = promisify(execFile);
 
@@ -55,6 +57,10 @@ export default async function setup(project: TestProject) {
   await run(process.execPath, ['dist/libs/database/src/migrate.main.js'], {
     env: { ...process.env, DB_BACKEND: 'cockroach', COCKROACH_URL: url, DATABASE_URL: '', DATABASE_REPLICA_URL: '', LOG_LEVEL: 'warn' },
   });
+  // The suite's client key, as on PostgreSQL (test/support/global-setup.ts): keys exist on both backends.
+  const apiKey = generateApiKey();
+  registerClient(apiKey, { databaseUrl: url, backend: 'cockroach', name: `tests-${Date.now()}`, scopes: 'submit,read:all,admin' });
+  project.provide('apiKey', apiKey);
   console.log(`\nCockroachDB suite: running against ${process.env.COCKROACH_URL ? 'COCKROACH_URL' : `a local three-node cluster (${found.bin})`}\n`);
   project.provide('cockroach', { available: true, source: process.env.COCKROACH_URL ? 'COCKROACH_URL' : 'binary', url, urls, redisUrl: redis.url, dir });
   return async () => {

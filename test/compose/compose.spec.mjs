@@ -103,10 +103,25 @@ function apiMetrics(container) {
 // ---------------------------------------------------------------------------------------------
 // HTTP through nginx's published port
 
+/** The tests' client key, issued with the image's `clients create` once the stack is up. */
+let apiKey = '';
+
+function issueKey() {
+  const r = compose(['run', '--rm', '--no-deps', '-T', 'migrate', 'clients', 'create', '--name', `compose-tests-${randomBytes(3).toString('hex')}`, '--scopes', 'submit,read:all', '--json'], { timeout: 120_000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    apiKey = JSON.parse(line).key;
+  } catch {
+    throw new Error(`clients create printed no key (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-500)}`);
+  }
+}
+
+/** Through nginx, as the tests' client (its key unless `headers` sets Authorization). */
 function httpRequest(method, path, body, headers = {}, timeoutMs = 15_000) {
+  const withKey = { authorization: `Bearer ${apiKey}`, ...headers };
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port: nginxPort, method, path, agent: false, timeout: timeoutMs, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } : headers },
+      { host: '127.0.0.1', port: nginxPort, method, path, agent: false, timeout: timeoutMs, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...withKey } : withKey },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
@@ -225,6 +240,7 @@ describe(`up -d --build --scale api=3 --scale writer=2 (project ${PROJECT}, buil
     stackUp = true;
     up = await composeLogged(['up', '-d', '--build', '--scale', 'api=3', '--scale', 'writer=2'], 'compose-up.log', 20 * 60_000);
     if (up.code === 0) healthy = await waitHealthy({ nginx: 1, api: 3, writer: 2, redis: 1, postgres: 1, 'postgres-replica': 1 }, 240_000);
+    if (healthy?.ok) issueKey();
   });
 
   it('up -d --build --scale api=3 --scale writer=2 exits 0', () => {
@@ -232,6 +248,12 @@ describe(`up -d --build --scale api=3 --scale writer=2 (project ${PROJECT}, buil
   });
   it('every service healthy (nginx 1, api 3, writer 2, redis 1, postgres 1, postgres-replica 1)', () => {
     holds(healthy?.ok === true, healthy ? healthy.summary : 'compose up failed');
+  });
+  it('clients create in the image issued a key; without it nginx passes a 401 from the API', async () => {
+    needStack();
+    holds(/^mik_[A-Za-z0-9_-]{43}$/.test(apiKey), `key ${apiKey.slice(0, 8)}…`);
+    const anonymous = await httpRequest('POST', '/v1/readings', '{}', { authorization: '' });
+    holds(anonymous.status === 401 && JSON.parse(anonymous.body).error.code === 'unauthenticated', `${anonymous.status} ${anonymous.body.slice(0, 200)}`);
   });
   it('migrate ran once and exited 0', () => {
     needStack();
@@ -277,7 +299,7 @@ describe('the load generator in a container on the compose network: 2,000 readin
     load = await attempt(() => {
       needStack();
       const lg = compose(
-        ['run', '--rm', '--no-deps', '-T', 'migrate', 'loadgen', 'run', '--url', 'http://nginx:80', '--rate', '200', '--duration', '10', '--batch-share', '0', '--resend', '0', '--run-id', runId, '--seed', '42', '--verify', '--drain-timeout', '120', '--json', '--quiet'],
+        ['run', '--rm', '--no-deps', '-T', 'migrate', 'loadgen', 'run', '--url', 'http://nginx:80', '--api-key', apiKey, '--rate', '200', '--duration', '10', '--batch-share', '0', '--resend', '0', '--run-id', runId, '--seed', '42', '--verify', '--drain-timeout', '120', '--json', '--quiet'],
         { timeout: 300_000 },
       );
       writeFileSync(join(LOGS, 'loadgen.json'), lg.stdout);

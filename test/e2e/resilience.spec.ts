@@ -1,9 +1,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, RedisInstance, waitFor } from '../../scripts/lib/stack.mjs';
+import { generateApiKey } from '#libs/database';
+import { authHeaders, registerClient } from '../support/auth.js';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
 import { testRunPrefix } from '../support/readings-factory.js';
@@ -151,10 +154,15 @@ describe('shedding and limits', () => {
     const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: prefix, RATE_LIMIT: '20', RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_SYNC_MS: '50' };
     const [a, b] = await Promise.all([api(env, 'api-limit-a'), api(env, 'api-limit-b')]);
     const run = testRunPrefix('limit');
-    const send = async (target: AppProcess, n: number, from: number) => {
+    const portal = generateApiKey();
+    const amr = generateApiKey();
+    registerClient(portal, { databaseUrl: stack.databaseUrl, name: `${run}-portal`, scopes: 'submit' });
+    // A head-end with a limit of its own, above the service's RATE_LIMIT.
+    registerClient(amr, { databaseUrl: stack.databaseUrl, name: `${run}-amr`, scopes: 'submit', rateLimit: 40 });
+    const send = async (target: AppProcess, n: number, from: number, key = portal) => {
       const statuses: number[] = [];
       for (let i = from; i < from + n; i++) {
-        const res = await postJson(`${target.url}/v1/readings`, validReading(run, i), { 'x-api-key': 'utility-portal' });
+        const res = await postJson(`${target.url}/v1/readings`, validReading(run, i), authHeaders(key));
         statuses.push(res.status);
         if (res.status === 429) {
           expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -177,16 +185,20 @@ describe('shedding and limits', () => {
     }
     // Replica b starts its window from the shared total: 8 more pass, the rest get 429.
     expect(await send(b, 12, 12)).toEqual([...Array(8).fill(202), ...Array(4).fill(429)]);
-    // Another client (another key) is unaffected.
-    const other = await postJson(`${a.url}/v1/readings`, validReading(run, 99), { 'x-api-key': 'another-client' });
-    expect(other.status).toBe(202);
+    // New header values buy nothing: an unissued key is refused before it is counted anywhere.
+    const forged = await postJson(`${a.url}/v1/readings`, validReading(run, 98), authHeaders(generateApiKey()));
+    expect(forged.status).toBe(401);
+    // Another client is unaffected, and its own limit (40) applies, not RATE_LIMIT (20).
+    expect(await send(a, 30, 100, amr)).toEqual(Array(30).fill(202));
   });
 });
 
 describe('PostgreSQL primary outage', () => {
-  it('keeps answering 202 while the primary is down (the queue absorbs), reads answer 503, and the backlog drains after', async () => {
+  it('keeps answering 202 while the primary is down (the queue absorbs), with the keys it knows; reads answer 503, and the backlog drains after', async () => {
     const { primary, replica } = stackControl();
-    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `pgdown-${Date.now()}`, DB_CONNECT_TIMEOUT_MS: '1000' };
+    // A short key TTL, so during the outage every request finds its key stale, fails to look it
+    // up, and must fall back to the key it already knows.
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `pgdown-${Date.now()}`, DB_CONNECT_TIMEOUT_MS: '1000', AUTH_CACHE_TTL_MS: '200', AUTH_LOOKUP_TIMEOUT_MS: '500' };
     const a = await api(env, 'api-pgdown');
     await writer(env, 'writer-pgdown');
     const prefix = testRunPrefix('pgdown');
@@ -202,15 +214,20 @@ describe('PostgreSQL primary outage', () => {
     };
     await sendSome(20);
     await primary.stop('fast');
+    let late: AppProcess;
     try {
+      await sleep(300);
       await sendSome(50);
-      // A replica started during the outage comes up and takes readings too.
-      const late = await api(env, 'api-pgdown-late', '/health/live');
+      // A replica started during the outage comes up, but has never seen the key and cannot
+      // check it: 503 with Retry-After (the key may well be valid), not 401, and nothing queued.
+      late = await api(env, 'api-pgdown-late', '/health/live');
       const body = validReading(prefix, 1_000);
       const res = await postJson(`${late.url}/v1/readings`, body);
-      expect(res.status).toBe(202);
-      ledger.record({ body, valid: true, outcome: 'acknowledged', status: 202, id: res.json.id });
-      const status = await getJson(`${late.url}/v1/readings/${res.json.id}`);
+      expect(res.status).toBe(503);
+      expect(res.json.error.code).toBe('auth_unavailable');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+      ledger.record({ body, valid: true, outcome: 'rejected', status: 503 });
+      const status = await getJson(`${a.url}/v1/readings/${ledger.acknowledged()[0]!.id}`);
       expect(status.status).toBe(503);
       expect(status.json.error.code).toBe('database_unavailable');
       const strong = await getJson(`${a.url}/v1/meters/${prefix}-1/readings?consistency=strong`);
@@ -221,8 +238,16 @@ describe('PostgreSQL primary outage', () => {
       await primary.start();
       await replica.start().catch(() => undefined);
     }
+    // Once the database answers, the late replica checks the key and takes readings.
+    const after = validReading(prefix, 1_001);
+    await waitFor('the late replica to accept the key', async () => {
+      const res = await postJson(`${late.url}/v1/readings`, after, { 'idempotency-key': `${prefix}-after` });
+      if (res.status === 202) ledger.record({ body: after, valid: true, outcome: 'acknowledged', status: 202, id: res.json.id, key: `${prefix}-after` });
+      return res.status === 202;
+    }, 30_000, 250);
     const v = await verifyLedger(stack.databaseUrl, ledger, prefix, 60_000);
     expect(v.acknowledged).toBe(101);
+    expect(v.rejectedButStored).toEqual([]);
     expect(v.lost).toEqual([]);
     expect(v.duplicated).toEqual([]);
     expect(v.valueMismatch).toEqual([]);

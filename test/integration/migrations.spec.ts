@@ -21,7 +21,7 @@ describe('migrations', () => {
     const rows = await withDb(url, async (c) => (await c.query('SELECT name FROM schema_migrations ORDER BY name')).rows);
     expect(rows).toEqual(POSTGRES_MIGRATIONS.map((m) => ({ name: m.name })));
     const tables = await withDb(url, async (c) => (await c.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)).rows.map((r) => r.tablename));
-    expect(tables).toEqual(['failed_readings', 'readings', 'schema_migration_lock', 'schema_migrations']);
+    expect(tables).toEqual(['api_clients', 'failed_readings', 'readings', 'schema_migration_lock', 'schema_migrations']);
   });
 
   it('refuses to start on a bad configuration value, naming it', async () => {

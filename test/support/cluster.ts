@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { control } from '../../scripts/cluster/control-client.mjs';
 import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
+import { authHeaders, registerClient, testKey } from './auth.js';
 
 export { control };
 
@@ -83,6 +84,9 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
     return existsSync(tableFile) && readFileSync(logFile, 'utf8').includes('ready on');
   }, 120_000, 200);
   const socket = join(dir, 'supervisor.sock');
+  // The suite's key, as a client of this cluster too (a start on an earlier folder has it already).
+  const primary = (JSON.parse(readFileSync(tableFile, 'utf8')) as ProcessTable).postgres.primary;
+  if (!opts.dir) registerClient(testKey(), { databaseUrl: primary, name: 'tests', scopes: 'submit,read:all,admin' });
   return {
     dir,
     child,
@@ -135,7 +139,7 @@ export async function steadyLoad(url: string, ratePerSecond: number, durationMs:
     const body = makeBody(i);
     const sentAt = Date.now();
     pending.push(
-      fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+      fetch(`${url}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders() }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
         .then(async (res) => {
           const json = (await res.json().catch(() => undefined)) as { id?: string } | undefined;
           results.push({ status: res.status, servedBy: res.headers.get('x-served-by'), id: json?.id, body, sentAt, doneAt: Date.now() });

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
+import { generateApiKey } from '#libs/database';
+import { registerClient } from './auth.js';
 // The same launcher `npm start` uses, so tests run against the setup users get.
 import { freePort, startStack } from '../../scripts/lib/stack.mjs';
 
@@ -35,6 +37,11 @@ export default async function setup(project: TestProject) {
   });
   const info: StackInfo = { dir, databaseUrl: stack.databaseUrl, replicaUrl: stack.replicaUrl!, redisUrl: stack.redisUrl, ...ports };
   project.provide('stack', info);
+  // One client key for the whole suite, with every scope, registered the way operators do it.
+  // Clusters the tests start register the same key in their own database (test/support/cluster.ts).
+  const apiKey = generateApiKey();
+  registerClient(apiKey, { databaseUrl: stack.databaseUrl, name: 'tests', scopes: 'submit,read:all,admin' });
+  project.provide('apiKey', apiKey);
   return async () => {
     await stack.stop();
     if (!process.env.KEEP_TEST_DATA) rmSync(dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LedgerReading } from '../../apps/loadgen/src/ledger.js';
 import { type StoredRow, verifyAgainstRows, type VerifyReport } from '../../apps/loadgen/src/verify.js';
 import { withDb } from './db.js';
+import { authHeaders } from './auth.js';
 
 export interface SentReading {
   meterId: string;
@@ -70,8 +71,9 @@ export function invalidReading(prefix: string, i: number): Record<string, unknow
   }
 }
 
+/** POST as the suite's client (its key unless `headers` sets Authorization itself). */
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(), ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await res.text();
   let json: unknown;
   try {
@@ -82,8 +84,9 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, json, headers: res.headers };
 }
 
-export async function getJson(url: string): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(url);
+/** GET as the suite's client (its key unless `headers` sets Authorization itself). */
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, { headers: { ...authHeaders(), ...headers } });
   const text = await res.text();
   return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
 }

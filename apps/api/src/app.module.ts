@@ -10,6 +10,10 @@ import { buildDataSourceOptions, readingStoreProvider } from '#libs/database';
 import { type ApiMetrics, LOGGER, type Logger, METRICS_REGISTRY } from '#libs/observability';
 import { createProducerConnection, redisKeys } from '#libs/queue';
 import { API_METRICS, PRODUCER_REDIS } from './api.tokens.js';
+import { ApiKeyCache } from './auth/api-key.cache.js';
+import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { AuthFailures } from './auth/auth-failures.js';
+import { clientLimit } from './throttling/client-throttler.guard.js';
 import { DatabaseConnector } from './database/database-connector.js';
 import { HealthController } from './health/health.controller.js';
 import { AllExceptionsFilter } from './http/all-exceptions.filter.js';
@@ -94,7 +98,8 @@ export class AppModule {
         ThrottlerModule.forRootAsync({
           inject: [APP_CONFIG, PRODUCER_REDIS],
           useFactory: (c: AppConfig, redis: Redis) => ({
-            throttlers: [{ name: 'default', ttl: c.rateLimit.windowMs, limit: c.rateLimit.limit }],
+            // A client's own limit (api_clients.rate_limit) or RATE_LIMIT; ApiKeyGuard has run by then.
+            throttlers: [{ name: 'default', ttl: c.rateLimit.windowMs, limit: clientLimit(c.rateLimit.limit) }],
             // The HTTP-ceiling benchmark mode does nothing per request, not even count it.
             skipIf: () => c.intake.mode === 'noop',
             // One budget per client across every route, not one per route.
@@ -115,6 +120,10 @@ export class AppModule {
         SubmissionBuilder,
         { provide: ReadingIntake, useClass: INTAKES[config.intake.mode] },
         ReadingStatusService,
+        ApiKeyCache,
+        AuthFailures,
+        // In this order: the key first, so the rate limit counts the authenticated client.
+        { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_GUARD, useClass: ClientThrottlerGuard },
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
       ],

@@ -34,12 +34,18 @@ export class HttpClient {
   private readonly waiting: Pending[] = [];
   private open = 0;
   private closed = false;
+  private readonly defaultHead: string;
 
   constructor(
     baseUrl: string,
     private readonly maxSockets: number,
     private readonly timeoutMs = 30_000,
+    defaultHeaders: Record<string, string> = {},
   ) {
+    // Sent with every request (the client key): formatted once, not per request.
+    this.defaultHead = Object.entries(defaultHeaders)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
     const url = new URL(baseUrl);
     if (url.protocol !== 'http:') throw new Error(`the load generator speaks plain HTTP only, not ${url.protocol}`);
     this.host = url.hostname;
@@ -48,7 +54,7 @@ export class HttpClient {
 
   send(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<HttpResult> {
     if (this.closed) return Promise.resolve(NO_ANSWER);
-    let head = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}:${this.port}\r\n`;
+    let head = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}:${this.port}\r\n${this.defaultHead}`;
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     if (body !== undefined) head += `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
     head += '\r\n';

@@ -32,6 +32,8 @@ const USAGE = `usage: loadgen [run] --url URL --rate R --duration S [options]
   --database-url URL   primary to verify against (or DATABASE_URL)
   --drain-timeout S    bound on the wait for the writers (default 120)
   --ledger FILE        write (run) or read (verify) the ledger as JSON lines
+  --api-key KEY        the client key sent as Authorization: Bearer (or MI_API_KEY); the
+                       client needs the submit scope
   --metrics-url URL    a replica's /metrics (its own port; nginx does not serve it), for the
                        queue depth in the progress lines ("?" without it)
   --json               print the summary as JSON on stdout
@@ -57,6 +59,7 @@ const { values: o, positionals } = parseArgs({
     verify: { type: 'boolean', default: false },
     'database-url': { type: 'string', default: process.env.DATABASE_URL },
     'metrics-url': { type: 'string' },
+    'api-key': { type: 'string', default: process.env.MI_API_KEY },
     'drain-timeout': { type: 'string', default: '120' },
     ledger: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -173,12 +176,20 @@ async function runCommand(): Promise<void> {
     invalidShare: num('invalid', 0, 1),
     seed,
   });
-  const client = new HttpClient(o.url, maxInFlight);
+  const client = new HttpClient(o.url, maxInFlight, 30_000, o['api-key'] ? { authorization: `Bearer ${o['api-key']}` } : {});
   // A load against nothing would only fill the ledger with "no answer": say so once instead.
   const probe = await client.send('GET', '/health/live');
   if (probe.status === 0) {
     client.close();
     console.error(`nothing answers at ${o.url}: no cluster is running there (start one with npm start, or pass --url)`);
+    process.exit(1);
+  }
+  // Every request needs a client key: without a working one the whole run would be 401s.
+  const keyProbe = await client.send('POST', '/v1/readings/batch', '{}');
+  if (keyProbe.status === 401 || keyProbe.status === 403) {
+    client.close();
+    const why = o['api-key'] ? `the key was refused (${keyProbe.status}: it needs the submit scope)` : 'no client key given';
+    console.error(`${why}: pass --api-key KEY or set MI_API_KEY (create one with: npm run clients -- create --name loadgen --scopes submit,read:own)`);
     process.exit(1);
   }
   const ledger = new Ledger();

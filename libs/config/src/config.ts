@@ -44,6 +44,12 @@ export interface AppConfig {
   };
   /** `syncMs`: how often each replica adds its counted hits to the shared counters in Redis. */
   rateLimit: { limit: number; windowMs: number; syncMs: number };
+  /**
+   * Client keys (apps/api/src/auth/). `cacheTtlMs`: how long a replica trusts a key the database
+   * confirmed, the bound on how long a revoked key keeps working. `failuresPerWindow` requests
+   * with a missing or bad key per address and `failureWindowMs` before that address gets 429.
+   */
+  auth: { cacheTtlMs: number; lookupTimeoutMs: number; failuresPerWindow: number; failureWindowMs: number; maxHeaderLength: number; lastUsedFlushMs: number };
   writer: {
     batchSize: number;
     lingerMs: number;
@@ -226,6 +232,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
       limit: r.int('RATE_LIMIT', 600, 1, 10_000_000),
       windowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 100, 86_400_000),
       syncMs: r.int('RATE_LIMIT_SYNC_MS', 100, 10, 10_000),
+    },
+    auth: {
+      cacheTtlMs: r.int('AUTH_CACHE_TTL_MS', 5_000, 0, 300_000),
+      lookupTimeoutMs: r.int('AUTH_LOOKUP_TIMEOUT_MS', 1_000, 50, 30_000),
+      failuresPerWindow: r.int('AUTH_FAILURES_PER_WINDOW', 20, 1, 1_000_000),
+      failureWindowMs: r.int('AUTH_FAILURE_WINDOW_MS', 60_000, 1_000, 3_600_000),
+      maxHeaderLength: r.int('AUTH_MAX_HEADER_LENGTH', 256, 64, 8_192),
+      lastUsedFlushMs: r.int('AUTH_LAST_USED_FLUSH_MS', 60_000, 1_000, 3_600_000),
     },
     writer: {
       // PostgreSQL: 500, measured (docs/PERFORMANCE.md). CockroachDB: 100, not measured here (no

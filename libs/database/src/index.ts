@@ -12,3 +12,4 @@ export * from './migrations/postgres/index.js';
 export * from './reading-flags.js';
 export * from './reading-store.js';
 export * from './reading-store.provider.js';
+export * from './api-client-store.js';

@@ -15,6 +15,7 @@ export interface ReadingRow {
   received_at: Date;
   stored_at: Date;
   request_id: string | null;
+  client_id: string | null;
 }
 
 export interface StoredReadingView {

@@ -89,13 +89,13 @@ export class ReadingStore {
    * unreachable; or a CockroachDB follower read). `strong`: current data (the primary, or a
    * normal CockroachDB read served by the leaseholder).
    */
-  async meterReadings(meterId: string, from: string, to: string, opts: { history: boolean; strong: boolean }): Promise<{ rows: ReadingRow[]; readFrom: ReadFrom }> {
-    const { history, strong } = opts;
+  async meterReadings(meterId: string, from: string, to: string, opts: { history: boolean; strong: boolean; clientId?: string }): Promise<{ rows: ReadingRow[]; readFrom: ReadFrom }> {
+    const { history, strong, clientId } = opts;
     if (this.dialect.staleReads === 'follower-reads') {
       // One pool: the staleness is in the statement (AS OF SYSTEM TIME), not in the connection.
-      return { rows: await this.run('master', this.dialect.meterReadings(meterId, from, to, history, !strong)), readFrom: strong ? 'leaseholder' : 'follower' };
+      return { rows: await this.run('master', this.dialect.meterReadings(meterId, from, to, history, !strong, clientId)), readFrom: strong ? 'leaseholder' : 'follower' };
     }
-    const statement = this.dialect.meterReadings(meterId, from, to, history);
+    const statement = this.dialect.meterReadings(meterId, from, to, history, false, clientId);
     if (!strong && this.options.replica) {
       try {
         return { rows: await this.run('slave', statement), readFrom: 'replica' };

@@ -50,6 +50,9 @@ export const READINGS_TABLE: TableSpec = {
     column('received_at', 'timestamptz'),
     column('stored_at', 'timestamptz'),
     column('request_id', 'varchar(128)', true),
+    // The client that submitted it (api_clients.id): what read:own may see. Null on rows stored
+    // before clients existed, which only read:all sees.
+    column('client_id', 'uuid', true),
   ],
   primaryKey: ['id'],
   // A meter's readings by period, newest first within it (meterReadings, previousReadings).
@@ -68,7 +71,30 @@ export const FAILED_READINGS_TABLE: TableSpec = {
   indexes: [{ name: 'failed_readings_failed_at_idx', columns: ['failed_at DESC'], unique: false }],
 };
 
-export const SCHEMA: readonly TableSpec[] = [READINGS_TABLE, FAILED_READINGS_TABLE];
+/** Clients and their keys (api-client-store.ts): the key only as its SHA-256, never the key itself. */
+export const API_CLIENTS_TABLE: TableSpec = {
+  name: 'api_clients',
+  columns: [
+    column('id', 'uuid'),
+    column('name', 'varchar(64)'),
+    column('key_hash', 'varchar(64)'),
+    // The key's first characters, so a listing can tell keys apart without holding them.
+    column('key_prefix', 'varchar(16)'),
+    column('scopes', 'text[]'),
+    column('rate_limit', 'integer', true),
+    column('created_at', 'timestamptz'),
+    column('revoked_at', 'timestamptz', true),
+    column('last_used_at', 'timestamptz', true),
+  ],
+  primaryKey: ['id'],
+  // The API's lookup by hash; names are how operators revoke.
+  indexes: [
+    { name: 'api_clients_key_hash_idx', columns: ['key_hash'], unique: true },
+    { name: 'api_clients_name_idx', columns: ['name'], unique: true },
+  ],
+};
+
+export const SCHEMA: readonly TableSpec[] = [READINGS_TABLE, FAILED_READINGS_TABLE, API_CLIENTS_TABLE];
 
 /** Bookkeeping tables of the migration runner (sql-migrations.ts): present, not compared. */
 export const MIGRATION_TABLES = ['schema_migrations', 'schema_migration_lock'];

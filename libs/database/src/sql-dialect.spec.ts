@@ -33,11 +33,11 @@ describe('postgresDialect.insertReadings', () => {
     expect(text).toMatch(/RETURNING id::text AS id, stored_at/);
   });
 
-  it.each([1, 2, 500, 5_000, 20_000])('uses exactly 12 parameters for %i rows', (n) => {
+  it.each([1, 2, 500, 5_000, 20_000])('uses exactly 13 parameters for %i rows', (n) => {
     const rows = Array.from({ length: n }, (_, i) => row(i));
     const statement = postgresDialect.insertReadings(rows);
-    expect(statement.values).toHaveLength(12);
-    expect(placeholders(statement.text)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(statement.values).toHaveLength(13);
+    expect(placeholders(statement.text)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     for (const column of statement.values) {
       expect(Array.isArray(column)).toBe(true);
       expect(column).toHaveLength(n);
@@ -58,13 +58,14 @@ describe('postgresDialect.insertReadings', () => {
         source: 'ami',
         period: '2026-11',
         requestId: 'req-1',
+        clientId: '0b6f6c33-3d2e-4c55-9a57-8f0f5e3c2a11',
       },
       ['regression', 'spike'],
     );
     const bare = row(2, { period: '2026-12', readAt: '2026-12-01T00:00:00.000Z', receivedAt: '2026-12-01T00:00:01.000Z' });
     const oneFlag = row(3, { values: { t1: 7, t2: 8 } }, ['spike']);
     const { values } = postgresDialect.insertReadings([full, bare, oneFlag]);
-    const [id, meterId, accountId, period, readAt, t1, t2, t3, source, flags, receivedAt, requestId] = values;
+    const [id, meterId, accountId, period, readAt, t1, t2, t3, source, flags, receivedAt, requestId, clientId] = values;
 
     expect(id).toEqual([full.reading.id, bare.reading.id, oneFlag.reading.id]);
     expect(meterId).toEqual(['M-1', 'M-2', 'M-3']);
@@ -78,6 +79,7 @@ describe('postgresDialect.insertReadings', () => {
     expect(flags).toEqual(['regression,spike', '', 'spike']);
     expect(receivedAt).toEqual(['2026-11-20T06:31:00.000Z', '2026-12-01T00:00:01.000Z', '2026-11-20T06:31:00.000Z']);
     expect(requestId).toEqual(['req-1', null, null]);
+    expect(clientId).toEqual(['0b6f6c33-3d2e-4c55-9a57-8f0f5e3c2a11', null, null]);
   });
 
   it('uses null rather than undefined for absent values (no sparse arrays)', () => {
@@ -102,7 +104,7 @@ describe('postgresDialect.insertReadings', () => {
 
   it('handles an empty batch', () => {
     const statement = postgresDialect.insertReadings([]);
-    expect(statement.values).toHaveLength(12);
+    expect(statement.values).toHaveLength(13);
     for (const column of statement.values) expect(column).toEqual([]);
   });
 });
@@ -189,8 +191,8 @@ describe('dialectFor', () => {
 describe('cockroachDialect.insertReadings', () => {
   it('inserts through multi-argument unnest with CockroachDB type names and ignores ids already stored', () => {
     const { text } = cockroachDialect.insertReadings([row(1)]);
-    expect(text).toMatch(/^INSERT INTO readings \(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id\)/);
-    expect(text).toMatch(/FROM unnest\(\$1::UUID\[\], \$2::STRING\[\], \$3::STRING\[\], \$4::DATE\[\], \$5::TIMESTAMPTZ\[\], \$6::DECIMAL\[\], \$7::DECIMAL\[\],\s+\$8::DECIMAL\[\], \$9::STRING\[\], \$10::STRING\[\], \$11::TIMESTAMPTZ\[\], \$12::STRING\[\]\)/);
+    expect(text).toMatch(/^INSERT INTO readings \(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id, client_id\)/);
+    expect(text).toMatch(/FROM unnest\(\$1::UUID\[\], \$2::STRING\[\], \$3::STRING\[\], \$4::DATE\[\], \$5::TIMESTAMPTZ\[\], \$6::DECIMAL\[\], \$7::DECIMAL\[\],\s+\$8::DECIMAL\[\], \$9::STRING\[\], \$10::STRING\[\], \$11::TIMESTAMPTZ\[\], \$12::STRING\[\], \$13::UUID\[\]\)/);
     expect(text).toMatch(/ON CONFLICT \(id\) DO NOTHING/);
     expect(text).toMatch(/RETURNING id::STRING AS id, stored_at$/);
   });
@@ -205,10 +207,10 @@ describe('cockroachDialect.insertReadings', () => {
     expect(cockroachDialect.insertReadings([row(1)]).text).toMatch(/CASE WHEN flags = '' THEN ARRAY\[\]::STRING\[\] ELSE string_to_array\(flags, ','\) END/);
   });
 
-  it.each([1, 100, 5_000])('uses exactly 12 array parameters for %i rows, like PostgreSQL', (n) => {
+  it.each([1, 100, 5_000])('uses exactly 13 array parameters for %i rows, like PostgreSQL', (n) => {
     const rows = Array.from({ length: n }, (_, i) => row(i, {}, i % 2 ? ['spike'] : []));
     const crdb = cockroachDialect.insertReadings(rows);
-    expect(placeholders(crdb.text)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(placeholders(crdb.text)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     // Same parameters as the PostgreSQL statement: only the SQL text differs between backends.
     expect(crdb.values).toEqual(postgresDialect.insertReadings(rows).values);
   });
@@ -297,5 +299,19 @@ describe('both dialects', () => {
       d.meterReadings('M', '2026-01', '2026-02', true, true),
     ];
     for (const st of statements) expect(placeholders(st.text)).toEqual(st.values.map((_, i) => i + 1));
+  });
+});
+
+describe('meterReadings for one client (read:own)', () => {
+  const owner = '0b6f6c33-3d2e-4c55-9a57-8f0f5e3c2a11';
+  it.each([postgresDialect, cockroachDialect].map((d) => [d.backend, d] as const))('%s: filters on client_id as a fourth parameter, and only when asked', (_backend, d) => {
+    for (const history of [false, true]) {
+      const own = d.meterReadings('M-1', '2026-01', '2026-11', history, false, owner);
+      expect(own.text).toMatch(/client_id = \$4::uuid/i);
+      expect(own.values).toEqual(['M-1', '2026-01-01', '2026-11-01', owner]);
+      const all = d.meterReadings('M-1', '2026-01', '2026-11', history, false);
+      expect(all.text).not.toMatch(/client_id =/);
+      expect(all.values).toHaveLength(3);
+    }
   });
 });

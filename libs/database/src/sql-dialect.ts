@@ -30,8 +30,9 @@ export interface SqlDialect {
    * A meter's readings between two billing months. `stale` allows a slightly stale answer:
    * PostgreSQL gives the same SQL either way (the caller sends it to the read replica);
    * CockroachDB reads AS OF SYSTEM TIME follower_read_timestamp() from the nearest replica.
+   * `clientId`: only the readings that client submitted (read:own).
    */
-  meterReadings(meterId: string, fromPeriod: string, toPeriod: string, history: boolean, stale?: boolean): SqlStatement;
+  meterReadings(meterId: string, fromPeriod: string, toPeriod: string, history: boolean, stale?: boolean, clientId?: string): SqlStatement;
   /**
    * How a read that may be stale is served: on a separate PostgreSQL read replica (its own
    * pool, DATABASE_REPLICA_URL), or by CockroachDB follower reads on the one pool.
@@ -39,7 +40,7 @@ export interface SqlDialect {
   readonly staleReads: 'replica' | 'follower-reads';
 }
 
-const READING_COLUMNS = `id::text AS id, meter_id, account_id, to_char(period, 'YYYY-MM') AS period, read_at, t1::text AS t1, t2::text AS t2, t3::text AS t3, source, flags, received_at, stored_at, request_id`;
+const READING_COLUMNS = `id::text AS id, meter_id, account_id, to_char(period, 'YYYY-MM') AS period, read_at, t1::text AS t1, t2::text AS t2, t3::text AS t3, source, flags, received_at, stored_at, request_id, client_id::text AS client_id`;
 
 /**
  * One array per column, in the order of INSERT_COLUMNS: the insert's parameters for both
@@ -48,7 +49,7 @@ const READING_COLUMNS = `id::text AS id, meter_id, account_id, to_char(period, '
  */
 function readingColumns(rows: readonly RowToStore[]): unknown[][] {
   const n = rows.length;
-  const cols = Array.from({ length: 12 }, () => new Array<unknown>(n));
+  const cols = Array.from({ length: 13 }, () => new Array<unknown>(n));
   rows.forEach(({ reading: r, flags }, i) => {
     cols[0]![i] = r.id;
     cols[1]![i] = r.meterId;
@@ -62,6 +63,7 @@ function readingColumns(rows: readonly RowToStore[]): unknown[][] {
     cols[9]![i] = flags.join(',');
     cols[10]![i] = r.receivedAt;
     cols[11]![i] = r.requestId ?? null;
+    cols[12]![i] = r.clientId ?? null;
   });
   return cols;
 }
@@ -77,12 +79,12 @@ export const postgresDialect: SqlDialect = {
   insertReadings(rows) {
     const cols = readingColumns(rows);
     return {
-      text: `INSERT INTO readings (id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id)
+      text: `INSERT INTO readings (id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id, client_id)
         SELECT id, meter_id, account_id, period, read_at, t1, t2, t3, source,
-               CASE WHEN flags = '' THEN '{}'::text[] ELSE string_to_array(flags, ',') END, received_at, request_id
+               CASE WHEN flags = '' THEN '{}'::text[] ELSE string_to_array(flags, ',') END, received_at, request_id, client_id
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::timestamptz[], $6::numeric[], $7::numeric[],
-                    $8::numeric[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
-          AS r(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id)
+                    $8::numeric[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::uuid[])
+          AS r(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id, client_id)
         ON CONFLICT (id) DO NOTHING
         RETURNING id::text AS id, stored_at`,
       values: cols,
@@ -120,9 +122,9 @@ export const postgresDialect: SqlDialect = {
     return { text: `SELECT id, meter_id, payload, reason, sqlstate, failed_at FROM failed_readings WHERE id = $1`, values: [id] };
   },
 
-  meterReadings(meterId, fromPeriod, toPeriod, history) {
-    const range = `meter_id = $1 AND period >= $2::date AND period <= $3::date`;
-    const values = [meterId, periodStartDate(fromPeriod), periodStartDate(toPeriod)];
+  meterReadings(meterId, fromPeriod, toPeriod, history, _stale, clientId) {
+    const range = `meter_id = $1 AND period >= $2::date AND period <= $3::date${clientId ? ' AND client_id = $4::uuid' : ''}`;
+    const values = [meterId, periodStartDate(fromPeriod), periodStartDate(toPeriod), ...(clientId ? [clientId] : [])];
     if (history) {
       return { text: `SELECT ${READING_COLUMNS} FROM readings WHERE ${range} ORDER BY period, received_at DESC, id DESC`, values };
     }
@@ -137,7 +139,7 @@ export const postgresDialect: SqlDialect = {
  * CockroachDB spelling of the same columns. `substr(period::STRING, 1, 7)` rather than to_char:
  * a DATE cast to STRING is always ISO (YYYY-MM-DD) there, and it works on every version.
  */
-const CRDB_READING_COLUMNS = `id::STRING AS id, meter_id, account_id, substr(period::STRING, 1, 7) AS period, read_at, t1::STRING AS t1, t2::STRING AS t2, t3::STRING AS t3, source, flags, received_at, stored_at, request_id`;
+const CRDB_READING_COLUMNS = `id::STRING AS id, meter_id, account_id, substr(period::STRING, 1, 7) AS period, read_at, t1::STRING AS t1, t2::STRING AS t2, t3::STRING AS t3, source, flags, received_at, stored_at, request_id, client_id::STRING AS client_id`;
 
 /**
  * The AS OF SYSTEM TIME clause of a follower read. follower_read_timestamp() is "recent but old
@@ -163,12 +165,12 @@ export const cockroachDialect: SqlDialect = {
 
   insertReadings(rows) {
     return {
-      text: `INSERT INTO readings (id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id)
+      text: `INSERT INTO readings (id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id, client_id)
         SELECT id, meter_id, account_id, period, read_at, t1, t2, t3, source,
-               CASE WHEN flags = '' THEN ARRAY[]::STRING[] ELSE string_to_array(flags, ',') END, received_at, request_id
+               CASE WHEN flags = '' THEN ARRAY[]::STRING[] ELSE string_to_array(flags, ',') END, received_at, request_id, client_id
         FROM unnest($1::UUID[], $2::STRING[], $3::STRING[], $4::DATE[], $5::TIMESTAMPTZ[], $6::DECIMAL[], $7::DECIMAL[],
-                    $8::DECIMAL[], $9::STRING[], $10::STRING[], $11::TIMESTAMPTZ[], $12::STRING[])
-          AS r(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id)
+                    $8::DECIMAL[], $9::STRING[], $10::STRING[], $11::TIMESTAMPTZ[], $12::STRING[], $13::UUID[])
+          AS r(id, meter_id, account_id, period, read_at, t1, t2, t3, source, flags, received_at, request_id, client_id)
         ON CONFLICT (id) DO NOTHING
         RETURNING id::STRING AS id, stored_at`,
       values: readingColumns(rows),
@@ -207,13 +209,13 @@ export const cockroachDialect: SqlDialect = {
     return { text: `SELECT id, meter_id, payload, reason, sqlstate, failed_at FROM failed_readings WHERE id = $1`, values: [id] };
   },
 
-  meterReadings(meterId, fromPeriod, toPeriod, history, stale = false) {
+  meterReadings(meterId, fromPeriod, toPeriod, history, stale = false, clientId) {
     // Qualified names: DISTINCT ON and ORDER BY would otherwise resolve "period" to the
     // YYYY-MM output column rather than the stored date.
     const from = `FROM readings${stale ? ` ${FOLLOWER_READ_CLAUSE}` : ''}`;
-    const range = `WHERE readings.meter_id = $1 AND readings.period >= $2::DATE AND readings.period <= $3::DATE`;
+    const range = `WHERE readings.meter_id = $1 AND readings.period >= $2::DATE AND readings.period <= $3::DATE${clientId ? ' AND readings.client_id = $4::UUID' : ''}`;
     const order = `ORDER BY readings.period, readings.received_at DESC, readings.id DESC`;
-    const values = [meterId, periodStartDate(fromPeriod), periodStartDate(toPeriod)];
+    const values = [meterId, periodStartDate(fromPeriod), periodStartDate(toPeriod), ...(clientId ? [clientId] : [])];
     const select = history ? 'SELECT' : 'SELECT DISTINCT ON (readings.period)';
     return { text: `${select} ${CRDB_READING_COLUMNS} ${from} ${range} ${order}`, values };
   },

@@ -30,6 +30,12 @@ export function apiMetrics(registry: Registry) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    authFailures: new Counter({
+      name: 'auth_failures_total',
+      help: 'Requests refused by the key check, by reason (missing, malformed, wrong_header, unknown_or_revoked, scope, blocked, lookup_unavailable)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     shed: new Counter({ name: 'intake_shed_total', help: 'Requests answered 503 because of backlog or Redis', labelNames: ['reason'] as const, registers: [registry] }),
     queueDepth: new Gauge({ name: 'queue_depth_jobs', help: 'Jobs waiting, delayed or active, as last polled', registers: [registry] }),
     enqueueDuration: new Histogram({

@@ -27,6 +27,8 @@ export interface QueuedReading extends ValidReading {
   receivedAt: string;
   /** The request that brought it: stored with the row (request_id), so a row can be traced to its request. */
   requestId?: string;
+  /** The authenticated client that submitted it (api_clients.id): stored as client_id, what read:own may see. */
+  clientId?: string;
 }
 
 export type ReadingFlag = 'regression' | 'spike';

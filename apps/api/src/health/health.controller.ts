@@ -4,6 +4,7 @@ import { SkipThrottle } from '@nestjs/throttler';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
 import { ReadingStore } from '#libs/database';
+import { Public } from '../auth/auth.decorators.js';
 import { PRODUCER_REDIS } from '../api.tokens.js';
 import { ApiError } from '../http/api-error.js';
 import { viaEdge } from '../http/edge.js';
@@ -18,6 +19,7 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   ]);
 }
 
+@Public()
 @SkipThrottle()
 @Controller('health')
 export class HealthController {

@@ -1,8 +1,9 @@
-import { Controller, Get, Inject, Param, Query, Res } from '@nestjs/common';
-import type { FastifyReply } from 'fastify';
+import { Controller, Get, Inject, Param, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
 import { ReadingStore, rowToView, type StoredReadingView } from '#libs/database';
 import { billingPeriod, isBillingPeriod } from '#libs/readings';
+import { clientOf, RequireScopes, seesAll } from '../auth/auth.decorators.js';
 import { DatabaseConnector } from '../database/database-connector.js';
 import { ApiError } from '../http/api-error.js';
 
@@ -42,10 +43,17 @@ export class MetersController {
     private readonly database: DatabaseConnector,
   ) {}
 
+  /**
+   * read:all sees every submission; read:own only its own, so for another client's meter it gets
+   * what a meter with no readings gets: no periods. accountId is shown to whoever may see the
+   * reading: its own submitter (who sent it) and operators.
+   */
   @Get(':meterId/readings')
+  @RequireScopes('read:own', 'read:all')
   async history(
     @Param('meterId') meterId: string,
     @Query() query: Record<string, string | undefined>,
+    @Req() req: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
     const errors: { path: string; message: string }[] = [];
@@ -69,7 +77,8 @@ export class MetersController {
     const history = query.history === 'true';
     const strong = query.consistency === 'strong';
     this.database.assertConnected();
-    const { rows, readFrom } = await this.store.meterReadings(meterId, from, to, { history, strong });
+    const client = clientOf(req);
+    const { rows, readFrom } = await this.store.meterReadings(meterId, from, to, { history, strong, ...(seesAll(client) ? {} : { clientId: client.id }) });
     const periods: PeriodView[] = [];
     for (const row of rows) {
       const view = rowToView(row);

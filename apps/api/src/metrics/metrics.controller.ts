@@ -2,8 +2,10 @@ import { Controller, Get, Header, Headers, Inject, NotFoundException } from '@ne
 import { SkipThrottle } from '@nestjs/throttler';
 import type { Registry } from 'prom-client';
 import { METRICS_REGISTRY } from '#libs/observability';
+import { Public } from '../auth/auth.decorators.js';
 import { viaEdge } from '../http/edge.js';
 
+@Public()
 @SkipThrottle()
 @Controller('metrics')
 export class MetricsController {

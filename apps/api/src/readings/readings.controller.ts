@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isUuid, isValidIdempotencyKey } from '#libs/readings';
+import { clientOf, RequireScopes } from '../auth/auth.decorators.js';
 import { ApiError } from '../http/api-error.js';
 import type { BatchResult, ReadingAccepted, ReadingStoredNow, SubmitContext } from './dto/readings.dto.js';
 import { ReadingStatusService } from './reading-status.service.js';
@@ -16,8 +17,7 @@ function contextOf(req: FastifyRequest, idempotencyKey: string | undefined, wait
   if (idempotencyKey !== undefined && !isValidIdempotencyKey(idempotencyKey)) {
     throw new ApiError(400, 'bad_request', 'invalid Idempotency-Key', [{ path: 'Idempotency-Key', message: 'must be 1-128 printable ASCII characters' }]);
   }
-  const apiKey = req.headers['x-api-key'];
-  return { idempotencyKey, apiKey: typeof apiKey === 'string' ? apiKey : undefined, requestId: req.id, wait };
+  return { idempotencyKey, clientId: clientOf(req).id, requestId: req.id, wait };
 }
 
 @Controller('v1/readings')
@@ -28,6 +28,7 @@ export class ReadingsController {
   ) {}
 
   @Post()
+  @RequireScopes('submit')
   async submit(
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
@@ -42,15 +43,18 @@ export class ReadingsController {
   }
 
   @Post('batch')
+  @RequireScopes('submit')
   @HttpCode(202)
   submitBatch(@Body() body: unknown, @Req() req: FastifyRequest): Promise<BatchResult> {
     return this.readings.submitBatch(body, contextOf(req, undefined, false));
   }
 
+  /** 404 for a reading of another client, the same answer as for one that does not exist: ids cannot be probed. */
   @Get(':id')
-  async get(@Param('id') id: string): Promise<Record<string, unknown>> {
+  @RequireScopes('read:own', 'read:all')
+  async get(@Param('id') id: string, @Req() req: FastifyRequest): Promise<Record<string, unknown>> {
     if (!isUuid(id)) throw new ApiError(400, 'bad_request', 'not a reading id', [{ path: 'id', message: 'must be a UUID' }]);
-    const found = await this.status.find(id.toLowerCase());
+    const found = await this.status.find(id.toLowerCase(), clientOf(req));
     if (!found) throw new ApiError(404, 'not_found', `no reading with id ${id}`);
     return found;
   }

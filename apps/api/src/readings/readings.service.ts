@@ -99,7 +99,7 @@ export class ReadingsService extends ReadingIntake {
     }
     const now = Date.now();
     const receivedAt = new Date(now).toISOString();
-    const scope = this.submissions.scopeFor(ctx.apiKey);
+    const scope = this.submissions.scopeFor(ctx.clientId);
     const result: BatchResult = { accepted: [], rejected: [] };
     const submissions: Submission[] = [];
     const indexes: number[] = [];

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '#libs/config';
 import type { ApiMetrics } from '#libs/observability';
@@ -19,9 +18,12 @@ export class SubmissionBuilder {
     this.rules = { ...DEFAULT_RULES, maxAgeDays: config.intake.maxAgeDays };
   }
 
-  /** The idempotency scope: the API key (hashed, never stored) or one shared public scope. */
-  scopeFor(apiKey: string | undefined): string {
-    return apiKey ? createHash('sha256').update(apiKey).digest('base64url').slice(0, 16) : 'public';
+  /**
+   * The idempotency scope: the authenticated client. Two clients' keys never collide, and
+   * nobody can claim another client's key (only its holder gets past ApiKeyGuard as that client).
+   */
+  scopeFor(clientId: string): string {
+    return `client:${clientId}`;
   }
 
   rejectInvalid(errors: ValidationError[], reason: string): never {
@@ -35,7 +37,7 @@ export class SubmissionBuilder {
     const now = Date.now();
     const result = validateReading(body, now, this.rules);
     if (!result.ok) this.rejectInvalid(result.errors, 'validation');
-    const scope = this.scopeFor(ctx.apiKey);
+    const scope = this.scopeFor(ctx.clientId);
     const id = ctx.idempotencyKey ? readingIdForKey(scope, ctx.idempotencyKey) : newReadingId();
     return { valid: result.reading, reading: this.queued(result.reading, id, ctx, new Date(now).toISOString()), scope };
   }
@@ -43,6 +45,7 @@ export class SubmissionBuilder {
   queued(reading: ValidReading, id: string, ctx: SubmitContext, receivedAt: string): QueuedReading {
     const q: QueuedReading = { ...reading, id, period: billingPeriod(reading.readAt, this.config.intake.timeZone), receivedAt };
     if (ctx.requestId) q.requestId = ctx.requestId;
+    q.clientId = ctx.clientId;
     return q;
   }
 }

@@ -1,9 +1,17 @@
-import { createHash } from 'node:crypto';
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { ThrottlerGuard } from '@nestjs/throttler';
+import { clientOf } from '../auth/auth.decorators.js';
 import { ApiError } from '../http/api-error.js';
 
-/** The client is its API key when it sends one, else the address nginx forwarded. */
+/** The limit of the request's client: its own (api_clients.rate_limit) or the service's RATE_LIMIT. */
+export function clientLimit(defaultLimit: number) {
+  return (context: ExecutionContext): number => clientOf(context.switchToHttp().getRequest<object>()).rateLimit ?? defaultLimit;
+}
+
+/**
+ * The client is the authenticated one (ApiKeyGuard runs first): a new header value buys
+ * nothing, since only issued keys get this far. Public routes (health, metrics) skip throttling.
+ */
 @Injectable()
 export class ClientThrottlerGuard extends ThrottlerGuard {
   /**
@@ -21,11 +29,6 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   }
 
   protected override getTracker(req: Record<string, unknown>): Promise<string> {
-    const headers = req.headers as Record<string, string | string[] | undefined>;
-    const apiKey = headers['x-api-key'];
-    if (typeof apiKey === 'string' && apiKey.length > 0) {
-      return Promise.resolve(`key:${createHash('sha256').update(apiKey).digest('base64url').slice(0, 16)}`);
-    }
-    return Promise.resolve(`ip:${String(req.ip)}`);
+    return Promise.resolve(`client:${clientOf(req).id}`);
   }
 }

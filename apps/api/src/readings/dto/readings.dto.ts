@@ -2,7 +2,8 @@ import type { FieldError, ReadingFlag, ValidReading } from '#libs/readings';
 
 export interface SubmitContext {
   idempotencyKey?: string;
-  apiKey?: string;
+  /** The authenticated client (api_clients.id): the scope of its idempotency keys and the owner of its readings. */
+  clientId: string;
   requestId?: string;
   wait: boolean;
 }
