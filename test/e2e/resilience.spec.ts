@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, RedisInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { generateApiKey } from '#libs/database';
-import { authHeaders, registerClient } from '../support/auth.js';
+import { authHeaders, registerClient, revokeClient } from '../support/auth.js';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
 import { testRunPrefix } from '../support/readings-factory.js';
@@ -213,11 +213,21 @@ describe('PostgreSQL primary outage', () => {
       }
     };
     await sendSome(20);
+    // A key this replica knew and that was revoked before the outage must not come back during it.
+    const revoked = generateApiKey();
+    const rvPrefix = testRunPrefix('pgdown-revoked');
+    registerClient(revoked, { databaseUrl: stack.databaseUrl, name: `${prefix}-revoked`, scopes: 'submit' });
+    expect((await postJson(`${a.url}/v1/readings`, validReading(rvPrefix, 0), authHeaders(revoked))).status).toBe(202);
+    revokeClient(`${prefix}-revoked`, stack.databaseUrl);
+    await sleep(3 * 200 + 300); // three background checks of the known keys (AUTH_CACHE_TTL_MS 200)
     await primary.stop('fast');
     let late: AppProcess;
     try {
       await sleep(300);
       await sendSome(50);
+      const again = await postJson(`${a.url}/v1/readings`, validReading(rvPrefix, 1), authHeaders(revoked));
+      expect(again.status).toBe(503);
+      expect(again.json.error.code).toBe('auth_unavailable');
       // A replica started during the outage comes up, but has never seen the key and cannot
       // check it: 503 with Retry-After (the key may well be valid), not 401, and nothing queued.
       late = await api(env, 'api-pgdown-late', '/health/live');

@@ -56,6 +56,8 @@ try {
   if (command === 'create') {
     const name = o.name?.trim();
     if (!name || name.length > 64 || !/^[A-Za-z0-9._-]+$/.test(name)) fail('--name: 1-64 characters of A-Z, a-z, 0-9, ., _ or -');
+    // revoke takes a name or an id: a name shaped like an id could never be revoked by name.
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name)) fail('--name: must not look like a client id (a UUID)');
     const scopes = (o.scopes ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     if (scopes.length === 0) fail('--scopes: at least one scope');
     const unknown = scopes.filter((s) => !isClientScope(s));

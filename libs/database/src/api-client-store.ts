@@ -77,10 +77,15 @@ interface ClientRow {
   last_used_at: Date | null;
 }
 
-/** pg returns rows; TypeORM's query returns them too. Both behind one shape. */
+/**
+ * The rows of a statement, whoever ran it: a pg Pool answers `{ rows }`; TypeORM's query answers
+ * the rows of a SELECT or INSERT … RETURNING, but `[rows, count]` for UPDATE and DELETE.
+ */
 async function rows(db: RowsQueryable, text: string, values: unknown[] = []): Promise<ClientRow[]> {
   const result = await db.query(text, values);
-  return (Array.isArray(result) ? result : (result as { rows: ClientRow[] }).rows) as ClientRow[];
+  if (!Array.isArray(result)) return (result as { rows: ClientRow[] }).rows;
+  if (result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number') return result[0] as ClientRow[];
+  return result as ClientRow[];
 }
 
 function toClient(r: ClientRow): ApiClient {
@@ -113,6 +118,12 @@ export class ApiClientStore {
   async findActiveByHash(keyHash: string): Promise<ApiClient | undefined> {
     const [row] = await rows(this.db, `SELECT ${COLUMNS} FROM api_clients WHERE key_hash = $1 AND revoked_at IS NULL`, [keyHash]);
     return row && sameHash(row.key_hash, keyHash) ? toClient(row) : undefined;
+  }
+
+  /** The active clients among these key hashes, by hash: one query for every key a replica knows. */
+  async findActiveByHashes(keyHashes: readonly string[]): Promise<Map<string, ApiClient>> {
+    const found = await rows(this.db, `SELECT ${COLUMNS} FROM api_clients WHERE key_hash = ANY($1::text[]) AND revoked_at IS NULL`, [keyHashes]);
+    return new Map(found.map((r) => [r.key_hash, toClient(r)]));
   }
 
   async list(): Promise<ApiClientListing[]> {

@@ -26,6 +26,11 @@ export function clientOf(req: object): ApiClient {
   return client;
 }
 
+/** The client, if ApiKeyGuard set one (it does not on @Public() routes). */
+export function maybeClientOf(req: object): ApiClient | undefined {
+  return (req as { meterClient?: ApiClient }).meterClient;
+}
+
 export function setClient(req: object, client: ApiClient): void {
   (req as { meterClient?: ApiClient }).meterClient = client;
 }

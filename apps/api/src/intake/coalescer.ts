@@ -102,5 +102,5 @@ export class SubmissionCoalescer {
  */
 function approximateBytes(s: Submission): number {
   const r = s.reading;
-  return 200 + r.id.length * 3 + r.meterId.length + (r.accountId?.length ?? 0) + (r.requestId?.length ?? 0) + (s.idempotencyKey?.length ?? 0) + s.scope.length + s.fingerprint.length;
+  return 200 + r.id.length * 3 + r.meterId.length + (r.accountId?.length ?? 0) + (r.requestId?.length ?? 0) + (r.clientId?.length ?? 0) + (s.idempotencyKey?.length ?? 0) + s.scope.length + s.fingerprint.length;
 }

@@ -1,16 +1,17 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { ThrottlerGuard } from '@nestjs/throttler';
-import { clientOf } from '../auth/auth.decorators.js';
+import { maybeClientOf } from '../auth/auth.decorators.js';
 import { ApiError } from '../http/api-error.js';
 
 /** The limit of the request's client: its own (api_clients.rate_limit) or the service's RATE_LIMIT. */
 export function clientLimit(defaultLimit: number) {
-  return (context: ExecutionContext): number => clientOf(context.switchToHttp().getRequest<object>()).rateLimit ?? defaultLimit;
+  return (context: ExecutionContext): number => maybeClientOf(context.switchToHttp().getRequest<object>())?.rateLimit ?? defaultLimit;
 }
 
 /**
  * The client is the authenticated one (ApiKeyGuard runs first): a new header value buys
- * nothing, since only issued keys get this far. Public routes (health, metrics) skip throttling.
+ * nothing, since only issued keys get this far. Public routes (health, metrics) skip
+ * throttling; one that did not would be counted by address.
  */
 @Injectable()
 export class ClientThrottlerGuard extends ThrottlerGuard {
@@ -29,6 +30,7 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   }
 
   protected override getTracker(req: Record<string, unknown>): Promise<string> {
-    return Promise.resolve(`client:${clientOf(req).id}`);
+    const client = maybeClientOf(req);
+    return Promise.resolve(client ? `client:${client.id}` : `ip:${String(req.ip)}`);
   }
 }
