@@ -168,6 +168,30 @@ describe('client keys', () => {
     expect(strangers.json.periods).toEqual([]);
   });
 
+  it('applies the same rule to readings still queued in Redis and to meter history from the replica', async () => {
+    // A replica on a queue no writer drains: its readings stay queued.
+    const queuedOnly = await startApi({ ...env, REDIS_PREFIX: `${env.REDIS_PREFIX}-nowriter` }, logDir, 'api-auth-queued');
+    started.push(queuedOnly);
+    const queued = await postJson(`${queuedOnly.url}/v1/readings`, reading('queued-meter', 7), authHeaders(keys.a));
+    expect(queued.status).toBe(202);
+    expect((await getJson(`${queuedOnly.url}/v1/readings/${queued.json.id}`, authHeaders(keys.a))).json).toMatchObject({ status: 'queued', values: { t1: 7 } });
+    const stranger = await getJson(`${queuedOnly.url}/v1/readings/${queued.json.id}`, authHeaders(keys.b));
+    expect(stranger.status).toBe(404);
+    expect(stranger.json.error.code).toBe('not_found');
+    expect((await getJson(`${queuedOnly.url}/v1/readings/${queued.json.id}`, authHeaders(keys.ops))).json.status).toBe('queued');
+
+    // consistency=eventual (the default) reads the streaming replica: the same filter applies there.
+    const mine = await postJson(`${api.url}/v1/readings?wait=true`, reading('replica-meter', 300), authHeaders(keys.a));
+    const theirs = await postJson(`${api.url}/v1/readings?wait=true`, reading('replica-meter', 400), authHeaders(keys.b));
+    const url = `${api.url}/v1/meters/${run}-replica-meter/readings?history=true`;
+    const ids = (res: Awaited<ReturnType<typeof getJson>>) => (res.json.periods as { submissions: { id: string }[] }[]).flatMap((p) => p.submissions.map((x) => x.id));
+    for (let i = 0; i < 200 && ids(await getJson(url, authHeaders(keys.ops))).length < 2; i++) await sleep(50);
+    const fromReplica = await getJson(url, authHeaders(keys.a));
+    expect(fromReplica.json.readFrom).toBe('replica');
+    expect(ids(fromReplica)).toEqual([mine.json.id]);
+    expect(ids(await getJson(url, authHeaders(keys.b)))).toEqual([theirs.json.id]);
+  });
+
   it('scopes idempotency keys to the client: a stranger who sends a client\'s key first cannot squat it', async () => {
     const key = `${run}-portal-000042`;
     const squatter = await postJson(`${api.url}/v1/readings?wait=true`, reading('squat', 666), { ...authHeaders(keys.b), 'idempotency-key': key });
