@@ -24,6 +24,7 @@ import { startCockroachBackend, startPostgresBackend } from './cluster/backends.
 import { startOptions } from './cluster/cli.mjs';
 import { createControlServer } from './cluster/control-server.mjs';
 import { NginxProcess, nginxSettings } from './cluster/nginx.mjs';
+import { ensureCertificate, fingerprintOf, httpsStatus } from './cluster/tls.mjs';
 import { identity, removeTable, writeTable } from './cluster/process-table.mjs';
 import { clearLeftovers, stopCluster } from './cluster/stop-cluster.mjs';
 import { Supervised } from './cluster/supervised.mjs';
@@ -89,7 +90,12 @@ let nextWriter = 1;
 // A part's port is free when chosen but bound only when the part listens: freePort skips every
 // port it gave out before, and these fixed ones.
 markPortsTaken(Object.values(ports));
-const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, nginxSettings());
+const edge = nginxSettings();
+// TLS at the edge (NGINX_TLS=on): the configured certificate, or a self-signed one made once in the data folder.
+const certificate = edge.tls.enabled ? ensureCertificate(dataDir, edge.tls) : undefined;
+if (certificate) Object.assign(edge.tls, { cert: certificate.cert, key: certificate.key });
+const scheme = certificate ? 'https' : 'http';
+const nginx = new NginxProcess(join(dataDir, 'nginx'), ports.nginx, edge);
 /**
  * The data services: PostgreSQL primary + replica and Redis (startStack, shared with the tests),
  * or a three-node CockroachDB cluster and Redis. `database` hides the difference from the rest
@@ -159,8 +165,10 @@ function processTable() {
     supervisor: { ...identity(process.pid), socket: socketPath },
     guardian: { ...identity(guardian?.pid), log: join(logsDir, 'guardian.log') },
     stopDeadlineMs: STOP_DEADLINE_MS,
-    url: `http://127.0.0.1:${ports.nginx}`,
-    nginx: { url: `http://127.0.0.1:${ports.nginx}`, ...identity(nginx.child?.pid), config: nginx.confFile, log: nginx.logFile },
+    url: `${scheme}://127.0.0.1:${ports.nginx}`,
+    nginx: { url: `${scheme}://127.0.0.1:${ports.nginx}`, ...identity(nginx.child?.pid), config: nginx.confFile, log: nginx.logFile },
+    // The certificate clients must trust (NODE_EXTRA_CA_CERTS, curl --cacert) when it is self-signed.
+    ...(certificate ? { tls: { cert: certificate.cert, selfSigned: certificate.selfSigned, ...(edge.tls.httpPort ? { redirectFrom: `http://127.0.0.1:${edge.tls.httpPort}` } : {}) } } : {}),
     api: apis.map((a) => ({ ...part(a), url: `http://127.0.0.1:${a.port}` })),
     writers: writers.map((w) => ({ ...part(w), health: `http://127.0.0.1:${w.port}/health/ready`, metrics: `http://127.0.0.1:${w.port}/metrics` })),
     retiring: { api: retiringOf('api'), writers: retiringOf('writer') },
@@ -263,8 +271,8 @@ async function status() {
   const table = { ...full, api: full.api.filter((a) => apiParts.some((p) => p.name === a.name)), writers: full.writers.filter((w) => writerParts.some((p) => p.name === w.name)) };
   const probe = async (url) => {
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      return res.status === 200 ? 'ready' : `not ready (${res.status})`;
+      const code = url.startsWith('https:') ? await httpsStatus(url, certificate.cert) : (await fetch(url, { signal: AbortSignal.timeout(1_000) })).status;
+      return code === 200 ? 'ready' : `not ready (${code})`;
     } catch {
       return 'down';
     }
@@ -473,4 +481,9 @@ const rows = [
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
 console.log(rows.map((r) => r.map((v, c) => String(v).padEnd(widths[c])).join('  ')).join('\n'));
+if (certificate?.selfSigned) {
+  const cert = rel(certificate.cert);
+  log(`HTTPS with a self-signed certificate for 127.0.0.1 and localhost: ${cert} (SHA-256 ${fingerprintOf(certificate.cert)})`);
+  log(`  trust it: curl --cacert ${cert} ${table.url}/health/live; Node: NODE_EXTRA_CA_CERTS=${cert}; bring your own with NGINX_TLS_CERT and NGINX_TLS_KEY`);
+}
 log(`ready on ${table.url} (process table: ${rel(join(dataDir, 'cluster.json'))}; Ctrl-C stops everything)`);

@@ -2,10 +2,12 @@
 // and controls the nginx process.
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { root } from '../lib/setup.mjs';
 import { findBin, waitFor } from '../lib/stack.mjs';
+import { tlsSettings } from './tls.mjs';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -30,6 +32,29 @@ export function nginxSettings(env = process.env) {
     upstreamMaxConns: maxConns(env.NGINX_UPSTREAM_MAX_CONNS),
     accessLog: env.NGINX_ACCESS_LOG === 'true',
     servedBy: env.SERVED_BY_HEADER !== 'false',
+    // { enabled, cert, key, httpPort }: the caller fills cert and key (ensureCertificate) when TLS is on.
+    tls: tlsSettings(env),
+  };
+}
+
+/** The TLS parts of the native config: nothing with TLS off. */
+function tlsValues(prefix, listen, tls) {
+  if (!tls.enabled) return { NGINX_LISTEN_TLS: '', NGINX_TLS_DIRECTIVES: '', NGINX_HTTP_REDIRECT: '' };
+  if (!tls.cert || !tls.key) throw new Error('NGINX_TLS=on needs a certificate and key (ensureCertificate, or NGINX_TLS_CERT and NGINX_TLS_KEY)');
+  const redirect = tls.httpPort
+    ? [
+        '',
+        '  # Plain HTTP only redirects (308 keeps the method and body); nothing is served over it.',
+        '  server {',
+        `    listen 127.0.0.1:${tls.httpPort};`,
+        `    return 308 https://$host:${listen}$request_uri;`,
+        '  }',
+      ].join('\n')
+    : '';
+  return {
+    NGINX_LISTEN_TLS: ' ssl',
+    NGINX_TLS_DIRECTIVES: [`    ssl_certificate ${tls.cert};`, `    ssl_certificate_key ${tls.key};`, `    include ${prefix}/shared/tls-policy.conf;`].join('\n'),
+    NGINX_HTTP_REDIRECT: redirect,
   };
 }
 
@@ -56,6 +81,7 @@ export function renderNginxConfig({ prefix, listen, upstreams, settings }) {
     NGINX_LISTEN: `127.0.0.1:${listen}`,
     // The replicas set X-Served-By themselves; hiding it here turns it off for clients.
     NGINX_SERVED_BY_DIRECTIVE: settings.servedBy ? '' : '      proxy_hide_header X-Served-By;',
+    ...tlsValues(prefix, listen, settings.tls),
   };
   const render = (file) =>
     readFileSync(file, 'utf8').replace(/\$\{([A-Z_]+)\}/g, (_, name) => {
@@ -101,8 +127,17 @@ export class NginxProcess {
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     await waitFor('nginx', async () => {
       if (this.child.exitCode !== null) throw Object.assign(new Error(`nginx exited; see ${this.logFile}`), { fatal: true });
-      const res = await fetch(`http://127.0.0.1:${this.listen}/health/live`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);
-      return res !== undefined;
+      // A TCP connect, not an HTTP request: the port may speak TLS with a certificate this process does not trust.
+      return new Promise((resolve) => {
+        const socket = connect(this.listen, '127.0.0.1');
+        socket.setTimeout(1_000, () => socket.destroy());
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+        socket.once('close', () => resolve(false));
+      });
     }, 15_000);
   }
 

@@ -105,4 +105,23 @@ describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
     expect(off).not.toMatch(/max_conns=/);
     expect(() => nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '2.5' })).toThrow(/whole number/);
   });
+
+  it('renders TLS only when NGINX_TLS=on, with the certificate, the shared policy and the redirect, and refuses settings that do not fit', () => {
+    const upstreams = [{ name: 'a', port: 1 }];
+    const plain = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) }).main;
+    expect(plain).toMatch(/listen 127\.0\.0\.1:3 backlog/);
+    expect(plain).not.toMatch(/ssl_certificate|return 308/);
+    const settings = nginxSettings({ NGINX_TLS: 'on', NGINX_TLS_CERT: '/c/cert.pem', NGINX_TLS_KEY: '/c/key.pem', NGINX_HTTP_PORT: '4' });
+    const { main, shared } = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings });
+    expect(main).toMatch(/listen 127\.0\.0\.1:3 ssl backlog/);
+    expect(main).toContain('ssl_certificate /c/cert.pem;');
+    expect(main).toContain('ssl_certificate_key /c/key.pem;');
+    expect(main).toContain(`include ${dir}/shared/tls-policy.conf;`);
+    expect(main).toMatch(/listen 127\.0\.0\.1:4;\s+return 308 https:\/\/\$host:3\$request_uri;/);
+    expect(shared['tls-policy.conf']).toMatch(/^ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
+    expect(() => renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_TLS: 'on' }) })).toThrow(/certificate/);
+    expect(() => nginxSettings({ NGINX_TLS: 'yes' })).toThrow(/on or off/);
+    expect(() => nginxSettings({ NGINX_TLS: 'on', NGINX_TLS_CERT: '/c/cert.pem' })).toThrow(/go together/);
+    expect(() => nginxSettings({ NGINX_HTTP_PORT: '4' })).toThrow(/needs NGINX_TLS=on/);
+  });
 });

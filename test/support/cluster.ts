@@ -25,6 +25,8 @@ export interface ProcessTable {
   writers: (Identity & { name: string; health: string; log: string; restarts: number })[];
   postgres: { primary: string; replica: string };
   redis: Identity & { url: string };
+  /** With NGINX_TLS=on: the certificate nginx serves, and the plain-HTTP redirect if any. */
+  tls?: { cert: string; selfSigned: boolean; redirectFrom?: string };
 }
 
 export interface ClusterPorts {
@@ -90,7 +92,8 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
   return {
     dir,
     child,
-    url: `http://127.0.0.1:${port}`,
+    // The table's URL: https:// when the cluster runs with NGINX_TLS=on.
+    url: (JSON.parse(readFileSync(tableFile, 'utf8')) as ProcessTable).url,
     pgPort,
     ports,
     logFile,
