@@ -56,6 +56,11 @@ const SPIKE_RATE = opts['spike-rate'] === undefined ? undefined : Number(opts['s
 if (ONLY_SPIKE && !(SPIKE_RATE > 0)) throw new Error('--only spike needs --spike-rate N (requests/s; 3x the sustained rate of a full run)');
 if (!ONLY_SPIKE && SPIKE_RATE !== undefined) throw new Error('--spike-rate goes with --only spike; a full run spikes at 3x its sustained rate or --spike-limit');
 if (!(Number(opts['spike-limit']) > 0)) throw new Error(`--spike-limit takes requests/s, not "${opts['spike-limit']}"`);
+/**
+ * Connections the generator keeps in the keep-alive profiles (HTTP and HTTPS alike): like a few
+ * client systems with connection pools, and no storm of new TLS handshakes when latency blips.
+ */
+const KEEPALIVE_CONNECTIONS = 128;
 /** The fixed offered rates of the cost and latency profile, requests/s of single readings. */
 const PROFILE_RATES = [300, 1000, 2000];
 const plan = QUICK
@@ -158,7 +163,7 @@ function depthSampler() {
 }
 
 /** One open-model load step through nginx with the project's load generator, verified against the primary. */
-async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, drainTimeoutS = 60, during, seed = 4242 }) {
+async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, drainTimeoutS = 60, during, seed = 4242, maxConnections }) {
   const components = cluster.components();
   const logFrom = logSize(cluster.accessLog);
   const stopDepth = depthSampler();
@@ -166,6 +171,8 @@ async function loadStep(name, { rate, seconds, batchShare = 0, batchSize = 500, 
   const t0 = performance.now();
   const args = ['dist/apps/loadgen/src/main.js', 'run', '--url', cluster.url, '--rate', String(rate), '--duration', String(seconds), '--batch-share', String(batchShare), '--batch-size', String(batchSize)];
   args.push('--verify', '--database-url', cluster.primaryUrl, '--drain-timeout', String(drainTimeoutS), '--json', '--seed', String(seed), '--max-in-flight', '20000', '--api-key', cluster.apiKey);
+  if (cluster.caFile) args.push('--ca', cluster.caFile);
+  if (maxConnections) args.push('--max-connections', String(maxConnections));
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (c) => (stdout += c));
@@ -268,14 +275,53 @@ function clusterCpuSeconds(cpu) {
   return Object.entries(cpu).reduce((sum, [name, seconds]) => (name !== 'generator' && typeof seconds === 'number' ? sum + seconds : sum), 0);
 }
 
+/**
+ * What TLS costs: the profile twice more, on clusters restarted with client keep-alive on
+ * (NGINX_CLIENT_KEEPALIVE=65s), once over plain HTTP and once over HTTPS (NGINX_TLS=on, the
+ * self-signed certificate trusted by the generator with --ca), then back to the default cluster.
+ * Keep-alive on for both, and the generator's pool bounded (KEEPALIVE_CONNECTIONS): with one
+ * connection per request every HTTPS request pays a handshake, in the generator too, and at
+ * 1,000/s that alone saturated this machine (PERFORMANCE.md). The targets are judged on the
+ * default profile; this says what TLS adds at equal keep-alive.
+ */
+async function tlsProfile() {
+  const profiles = {};
+  for (const [name, env] of [
+    ['HTTP', { NGINX_CLIENT_KEEPALIVE: '65s' }],
+    ['HTTPS', { NGINX_CLIENT_KEEPALIVE: '65s', NGINX_TLS: 'on' }],
+  ]) {
+    await cluster.stop();
+    await cluster.start('queue', env);
+    await loadStep(`warm-up, keep-alive, ${name}`, { rate: 200, seconds: QUICK ? 2 : 5 });
+    result.steps.pop();
+    profiles[name] = await costProfile({ label: `profile, keep-alive, ${name}`, tls: name === 'HTTPS', keepAlive: true });
+  }
+  await cluster.stop();
+  await cluster.start('queue');
+  const figures = PROFILE_RATES.map((rate) => {
+    const a = profiles.HTTP.steps.find((x) => x.intendedRate === rate);
+    const b = profiles.HTTPS.steps.find((x) => x.intendedRate === rate);
+    const ca = a?.cpuMsPerStoredReading;
+    const cb = b?.cpuMsPerStoredReading;
+    const d = (k) => (ca?.[k] !== undefined && cb?.[k] !== undefined ? (cb[k] - ca[k]).toFixed(3) : '-');
+    return [
+      `TLS at ${rate}/s (client keep-alive on): HTTPS against plain HTTP`,
+      `nginx p50 / p99 ${b?.nginxLatencyMs.p50 ?? '-'} / ${b?.nginxLatencyMs.p99 ?? '-'} ms against ${a?.nginxLatencyMs.p50 ?? '-'} / ${a?.nginxLatencyMs.p99 ?? '-'} ms; cluster CPU ${cb?.cluster ?? '-'} against ${ca?.cluster ?? '-'} ms per stored reading (${d('cluster')}, of which nginx ${d('nginx')}); generator ${d('generator')}; errors ${b?.errors ?? '-'} / ${a?.errors ?? '-'}; verify ${b?.verify?.ok && a?.verify?.ok ? 'ok' : 'FAILED'}`,
+    ];
+  });
+  for (const [k, v] of figures) say(`${k}: ${v}`);
+  return { figures };
+}
+
 /** Singles at fixed offered rates: latency at nginx and CPU per stored reading, per component. */
-async function costProfile() {
+async function costProfile({ label = 'profile', tls = false, keepAlive = false } = {}) {
   const steps = [];
   for (const rate of PROFILE_RATES) {
-    const step = await loadStep(`profile @ ${rate}/s`, { rate, seconds: plan.profileS });
+    const step = await loadStep(`${label} @ ${rate}/s`, { rate, seconds: plan.profileS, ...(keepAlive ? { maxConnections: KEEPALIVE_CONNECTIONS } : {}) });
+    Object.assign(step, { tls, keepAlive });
     step.profile = true;
     const c = step.cpuMsPerStoredReading;
-    say(`profile @ ${rate}/s: nginx p50 ${step.nginxLatencyMs.p50.toFixed(1)} ms, p99 ${step.nginxLatencyMs.p99.toFixed(1)} ms; cluster CPU ${c?.cluster ?? '-'} ms per stored reading (api ${c?.api ?? '-'}, writer ${c?.writer ?? '-'}, redis ${c?.redis ?? '-'}, nginx ${c?.nginx ?? '-'}, postgres ${c?.['postgres primary'] ?? '-'}); generator ${c?.generator ?? '-'}`);
+    say(`${label} @ ${rate}/s: nginx p50 ${step.nginxLatencyMs.p50.toFixed(1)} ms, p99 ${step.nginxLatencyMs.p99.toFixed(1)} ms; cluster CPU ${c?.cluster ?? '-'} ms per stored reading (api ${c?.api ?? '-'}, writer ${c?.writer ?? '-'}, redis ${c?.redis ?? '-'}, nginx ${c?.nginx ?? '-'}, postgres ${c?.['postgres primary'] ?? '-'}); generator ${c?.generator ?? '-'}`);
     steps.push(step);
     await sleep(QUICK ? 500 : 2_000);
   }
@@ -534,10 +580,10 @@ function markdown() {
   if (profile.length) {
     const parts = ['api', 'writer', 'redis', 'nginx', 'postgres primary', 'postgres replica'];
     lines.push('', '## Cost and latency profile (singles at fixed rates)', '', 'CPU milliseconds per stored reading, from the start of the load until the backlog drained; "cluster" sums every component, the generator excluded.', '');
-    lines.push(`| offered /s | achieved /s | nginx p50 / p99 / max ms | cluster | ${parts.join(' | ')} | generator | verified |`, `|---|---|---|---|${parts.map(() => '---').join('|')}|---|---|`);
+    lines.push(`| offered /s | over | achieved /s | nginx p50 / p99 / max ms | cluster | ${parts.join(' | ')} | generator | verified |`, `|---|---|---|---|---|${parts.map(() => '---').join('|')}|---|---|`);
     for (const st of profile) {
       const c = st.cpuMsPerStoredReading ?? {};
-      lines.push(`| ${fmt(st.intendedRate)} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(c.cluster, 3)} | ${parts.map((n) => fmt(c[n], 3)).join(' | ')} | ${fmt(c.generator, 3)} | ${st.verify?.ok ? `ok (${fmt(st.verify.stored)} rows)` : '**no**'} |`);
+      lines.push(`| ${fmt(st.intendedRate)} | ${st.tls ? 'HTTPS' : 'HTTP'}${st.keepAlive ? ', keep-alive' : ''} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(c.cluster, 3)} | ${parts.map((n) => fmt(c[n], 3)).join(' | ')} | ${fmt(c.generator, 3)} | ${st.verify?.ok ? `ok (${fmt(st.verify.stored)} rows)` : '**no**'} |`);
     }
   }
   lines.push('', '## CPU seconds per component during each step', '');
@@ -588,8 +634,9 @@ try {
     await loadStep('warm-up', { rate: 200, seconds: QUICK ? 2 : 5 });
     result.steps.pop();
     const profile = await costProfile();
+    const tls = await tlsProfile();
     await cluster.stop();
-    result.summary = { targets: profile.targets, figures: [] };
+    result.summary = { targets: profile.targets, figures: tls.figures };
   } else if (ONLY_SPIKE) {
     await cluster.start('queue');
     await loadStep('warm-up', { rate: 200, seconds: QUICK ? 2 : 5 });
@@ -610,6 +657,9 @@ try {
     await loadStep('warm-up', { rate: Math.round(http.requestsPerSec * 0.1), seconds: QUICK ? 2 : 5 });
     result.steps.pop();
     const profile = await costProfile();
+    const tls = await tlsProfile();
+    await loadStep('warm-up', { rate: Math.round(http.requestsPerSec * 0.1), seconds: QUICK ? 2 : 5 });
+    result.steps.pop();
     // The same cluster under a light closed-loop client, beside the generator's figures (issue 12 item 4).
     const wrk = await wrkClosedLoop(64, plan.stepS);
     await sleep(QUICK ? 500 : 2_000);
@@ -694,6 +744,7 @@ try {
         { target: 'database outage: 202s continue, nothing lost', measured: `${outageAcked} acknowledged, ${JSON.stringify(outageStep.byStatus)}, verify ${outageStep.verify?.ok ? 'ok' : 'FAILED'}, drained ${outageStep.drainAfterRestartS} s after restart`, met: Boolean(outageStep.verify?.ok) && errorCount(outageStep.byStatus) === 0 },
       ],
       figures: [
+        ...tls.figures,
         ['HTTP ceiling (closed loop, 64 connections)', `${http.requestsPerSec} req/s`],
         ['database ceiling', `${db.rowsPerSec} rows/s (batches of ${db.best.batch}, ${db.best.connections} connections)`],
         ['singles sustained (queue)', `${sustained?.intendedRate ?? '-'} req/s, ${storedRate} readings stored/s, nginx p99 ${sustained?.nginxLatencyMs.p99 ?? '-'} ms`],

@@ -6,14 +6,24 @@ import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { control } from '../../scripts/cluster/control-client.mjs';
+import { httpsStatus } from '../../scripts/cluster/tls.mjs';
 import { root } from '../../scripts/lib/setup.mjs';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 
 export class BenchCluster {
   constructor({ dataDir, ports, apis, writers, logFile }) {
     Object.assign(this, { dataDir, ports, apis, writers, logFile });
-    this.url = `http://127.0.0.1:${ports.nginx}`;
     this.accessLog = join(dataDir, 'nginx', 'access.log');
+  }
+
+  /** nginx's URL as the running cluster's table says it: https:// with NGINX_TLS=on. */
+  get url() {
+    return this.table()?.url ?? `http://127.0.0.1:${this.ports.nginx}`;
+  }
+
+  /** The certificate to trust when the cluster runs with TLS (its self-signed one), else undefined. */
+  get caFile() {
+    return this.table()?.tls?.cert;
   }
 
   async start(mode, extraEnv = {}) {
@@ -48,8 +58,9 @@ export class BenchCluster {
         if (this.child.exitCode !== null) throw Object.assign(new Error(`the supervisor exited (${this.child.exitCode}); see ${this.logFile}`), { fatal: true });
         const table = this.table();
         if (table?.supervisor?.pid !== this.child.pid || table.state !== 'ready') return false;
-        const res = await fetch(`${this.url}/health/ready`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-        return res?.status === 200;
+        const url = `${table.url}/health/ready`;
+        const status = url.startsWith('https:') ? await httpsStatus(url, table.tls.cert, 2_000).catch(() => 0) : (await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined))?.status;
+        return status === 200;
       },
       180_000,
       250,

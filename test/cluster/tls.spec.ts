@@ -1,10 +1,12 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/lib/stack.mjs';
-import { authHeaders } from '../support/auth.js';
+import { authHeaders, testKey } from '../support/auth.js';
 import { type Cluster, startCluster } from '../support/cluster.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 
@@ -82,6 +84,19 @@ describe('TLS at the edge (NGINX_TLS=on, a self-signed certificate made by the s
     expect(await handshake(port, ca, { maxVersion: 'TLSv1.2', ciphers: 'AES128-SHA:AES256-SHA256' })).toMatchObject({ error: expect.stringMatching(/alert/i) });
     // TLS 1.1 from a client willing to speak it (security level 0): refused by the server, not by this client.
     expect(await handshake(port, ca, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1' as 'TLSv1.2', ciphers: 'DEFAULT@SECLEVEL=0' })).toMatchObject({ error: expect.stringMatching(/alert|protocol version/i) });
+  });
+
+  it('takes the load generator over HTTPS (--ca): every acknowledged reading stored once', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['dist/apps/loadgen/src/main.js', '--url', cluster.url, '--ca', cluster.table().tls!.cert, '--rate', '100', '--duration', '3', '--batch-share', '0.1', '--verify', '--database-url', cluster.table().postgres.primary, '--json', '--quiet'],
+      { env: { ...process.env, MI_API_KEY: testKey() }, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const summary = JSON.parse(stdout) as { readings: { acknowledged: number; indeterminate: number }; verify: { ok: boolean; lost: string[]; duplicated: string[] } };
+    expect(summary.readings.acknowledged).toBeGreaterThan(200);
+    expect(summary.readings.indeterminate).toBe(0);
+    expect(summary.verify.ok).toBe(true);
+    expect([summary.verify.lost, summary.verify.duplicated]).toEqual([[], []]);
   });
 
   it('redirects plain HTTP on NGINX_HTTP_PORT to HTTPS with 308 (a POST stays a POST) and serves nothing over it', async () => {

@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 export interface HttpResult {
   status: number;
@@ -26,6 +27,8 @@ interface Pending {
  * `Connection: close`, and nothing else: no redirects, no upgrades, no pipelining (one request
  * per connection at a time, like an agent with keep-alive). Status 0 stands for "no answer"
  * (refused, reset, closed mid-answer, timed out): the reading's outcome is indeterminate.
+ * An https:// URL gets TLS, verified against the system's CAs plus `ca`, and every new
+ * connection offers the last session for resumption, as HTTP client libraries do.
  */
 export class HttpClient {
   private readonly host: string;
@@ -35,21 +38,25 @@ export class HttpClient {
   private open = 0;
   private closed = false;
   private readonly defaultHead: string;
+  private readonly tls: boolean;
+  private session: Buffer | undefined;
 
   constructor(
     baseUrl: string,
     private readonly maxSockets: number,
     private readonly timeoutMs = 30_000,
     defaultHeaders: Record<string, string> = {},
+    private readonly ca?: Buffer,
   ) {
     // Sent with every request (the client key): formatted once, not per request.
     this.defaultHead = Object.entries(defaultHeaders)
       .map(([name, value]) => `${name}: ${value}\r\n`)
       .join('');
     const url = new URL(baseUrl);
-    if (url.protocol !== 'http:') throw new Error(`the load generator speaks plain HTTP only, not ${url.protocol}`);
-    this.host = url.hostname;
-    this.port = Number(url.port || 80);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`the load generator speaks HTTP and HTTPS, not ${url.protocol}`);
+    this.tls = url.protocol === 'https:';
+    this.host = url.hostname.replace(/^\[|\]$/g, '');
+    this.port = Number(url.port || (this.tls ? 443 : 80));
   }
 
   send(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<HttpResult> {
@@ -75,7 +82,13 @@ export class HttpClient {
 
   private connect(): Connection {
     this.open++;
-    return new Connection(connect(this.port, this.host), this.timeoutMs, (conn, reusable) => this.released(conn, reusable));
+    return new Connection(this.tls ? this.tlsSocket() : connect(this.port, this.host), this.timeoutMs, (conn, reusable) => this.released(conn, reusable));
+  }
+
+  private tlsSocket(): Socket {
+    const socket = tlsConnect({ host: this.host, port: this.port, ...(isIP(this.host) ? {} : { servername: this.host }), ...(this.ca ? { ca: this.ca } : {}), ...(this.session ? { session: this.session } : {}) });
+    socket.on('session', (session: Buffer) => (this.session = session));
+    return socket;
   }
 
   /** A connection finished its request: give it the next one, keep it idle, or let it go. */

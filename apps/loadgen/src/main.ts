@@ -4,7 +4,7 @@
 //   node dist/apps/loadgen/src/main.js --url http://127.0.0.1:8080 --rate 500 --duration 30 --verify --database-url postgres://…
 //   node dist/apps/loadgen/src/main.js verify --ledger run.jsonl --database-url postgres://…
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -27,11 +27,15 @@ const USAGE = `usage: loadgen [run] --url URL --rate R --duration S [options]
   --invalid F          share of invalid payloads (default 0.05)
   --resend F           share of resends with the same idempotency key (default 0.01)
   --max-in-flight N    requests in flight before the generator counts itself overloaded (default 5000)
+  --max-connections N  connections at most (default: --max-in-flight); past it requests wait for
+                       a free one, their latency still counted from the intended send time
   --seed N             PRNG seed (default: random)
   --verify             after the run, wait for the queue to drain and check the database
   --database-url URL   primary to verify against (or DATABASE_URL)
   --drain-timeout S    bound on the wait for the writers (default 120)
   --ledger FILE        write (run) or read (verify) the ledger as JSON lines
+  --ca FILE            a certificate to trust for an https:// URL (the cluster's self-signed
+                       one: its process table names it), besides the system's
   --api-key KEY        the client key sent as Authorization: Bearer (or MI_API_KEY); the
                        client needs the submit scope
   --metrics-url URL    a replica's /metrics (its own port; nginx does not serve it), for the
@@ -60,6 +64,8 @@ const { values: o, positionals } = parseArgs({
     'database-url': { type: 'string', default: process.env.DATABASE_URL },
     'metrics-url': { type: 'string' },
     'api-key': { type: 'string', default: process.env.MI_API_KEY },
+    'max-connections': { type: 'string' },
+    ca: { type: 'string' },
     'drain-timeout': { type: 'string', default: '120' },
     ledger: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -176,7 +182,10 @@ async function runCommand(): Promise<void> {
     invalidShare: num('invalid', 0, 1),
     seed,
   });
-  const client = new HttpClient(o.url, maxInFlight, 30_000, o['api-key'] ? { authorization: `Bearer ${o['api-key']}` } : {});
+  // Fewer connections than requests in flight: with TLS every new connection is a handshake in
+  // this process too, and an unbounded pool turns a latency blip into a storm of them.
+  const maxConnections = o['max-connections'] === undefined ? maxInFlight : num('max-connections', 1, 1_000_000);
+  const client = new HttpClient(o.url, maxConnections, 30_000, o['api-key'] ? { authorization: `Bearer ${o['api-key']}` } : {}, o.ca ? readFileSync(o.ca) : undefined);
   // A load against nothing would only fill the ledger with "no answer": say so once instead.
   const probe = await client.send('GET', '/health/live');
   if (probe.status === 0) {
