@@ -7,6 +7,7 @@
 // Node built-ins only: it runs before anything is installed. Prints "N passed, N failed".
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, readPidFile, readTable } from '../scripts/cluster/process-table.mjs';
@@ -65,6 +66,21 @@ try {
   check('npm start on a fresh clone: installs what it needs and prints "ready on"', true, `${Math.round((Date.now() - t0) / 1000)} s`);
   table = readTable(dataDir);
   const url = table.url;
+  // HTTPS by default, with the certificate the start made (the table names it): trusted here as
+  // the README tells users to (curl --cacert, NODE_EXTRA_CA_CERTS), never by turning checks off.
+  check('npm start serves HTTPS with its own certificate', url.startsWith('https://') && Boolean(table.tls?.cert), url);
+  const ca = table.tls?.cert ? readFileSync(table.tls.cert) : undefined;
+  const fetch = (target, init = {}) =>
+    new Promise((resolveAnswer, reject) => {
+      const req = httpsRequest(target, { method: init.method ?? 'GET', headers: init.headers ?? {}, ca }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolveAnswer({ status: res.statusCode, json: async () => JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(init.body);
+    });
 
   // The README's next step: a client key, then the reading with it.
   const created = spawnSync('npm', ['run', '--silent', 'clients', '--', 'create', '--name', `ci-smoke-${Date.now()}`, '--scopes', 'submit,read:own', '--json'], { cwd: root, encoding: 'utf8' });

@@ -110,7 +110,7 @@ if (opts.replot) {
 }
 
 ensureDependencies();
-ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'wrk']);
+ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'wrk', 'openssl']);
 ensureBuilt();
 // npm packages only now: on a fresh clone they exist only after ensureDependencies().
 const { default: autocannon } = await import('autocannon');

@@ -1,6 +1,7 @@
 // `npm start`: the meter-intake cluster on one machine, under one supervisor.
 //   PostgreSQL primary + streaming hot-standby replica and Redis (AOF, noeviction) under .data/,
-//   migrations, N API replicas (default 2), M writers (default 1), nginx on http://127.0.0.1:8080.
+//   migrations, N API replicas (default 2), M writers (default 1), nginx on https://127.0.0.1:8080
+//   (NGINX_TLS=on by default, with a self-signed certificate unless NGINX_TLS_CERT/KEY are set).
 //   With --db cockroach: a local three-node CockroachDB cluster instead of PostgreSQL (needs a
 //   `cockroach` binary on PATH or COCKROACH_BIN; never falls back to PostgreSQL).
 // `npm run cluster -- status` and `npm run cluster -- scale api=N writers=M` talk to it over a
@@ -47,7 +48,7 @@ function portFree(port) {
 }
 
 ensureDependencies();
-ensureSystemPackages(useCockroach ? ['redis-server', 'nginx'] : ['redis-server', 'postgres', 'nginx']);
+ensureSystemPackages(useCockroach ? ['redis-server', 'nginx', 'openssl'] : ['redis-server', 'postgres', 'nginx', 'openssl']);
 ensureBuilt();
 
 await takeSupervisorLock(dataDir);

@@ -4,8 +4,9 @@
 // `npm run test:compose` is the same runner with `--project compose`: the compose tier
 // (test/compose) brings its own Docker engine and images and needs none of the above.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureCertificate } from './cluster/tls.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from './lib/setup.mjs';
 
 const args = process.argv.slice(2);
@@ -14,7 +15,7 @@ const composeOnly = projects.length > 0 && projects.every((p) => p === 'compose'
 
 ensureDependencies();
 if (!composeOnly) {
-  ensureSystemPackages(['redis-server', 'postgres', 'nginx']);
+  ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'openssl']);
   ensureBuilt();
 }
 
@@ -22,6 +23,18 @@ const results = join(root, '.tmp', 'vitest-results.json');
 rmSync(results, { force: true });
 const env = { ...process.env, FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR };
 if (projects.includes('compose')) env.MI_TEST_COMPOSE = '1';
+if (!composeOnly) {
+  // Every cluster the tests start serves HTTPS (the default) with one certificate for the whole
+  // run, which the test processes trust: NODE_EXTRA_CA_CERTS is read when a process starts, so it
+  // is set here, before Vitest and its workers exist. Any CA already trusted that way stays.
+  const tlsDir = join(root, '.tmp', 'test-tls');
+  const { cert, key } = ensureCertificate(tlsDir, {});
+  const bundle = join(tlsDir, 'trust.pem');
+  const extra = process.env.NODE_EXTRA_CA_CERTS && existsSync(process.env.NODE_EXTRA_CA_CERTS) ? readFileSync(process.env.NODE_EXTRA_CA_CERTS, 'utf8') : '';
+  mkdirSync(tlsDir, { recursive: true });
+  writeFileSync(bundle, `${extra.trimEnd()}\n${readFileSync(cert, 'utf8')}`);
+  Object.assign(env, { NODE_EXTRA_CA_CERTS: bundle, MI_TEST_TLS_CERT: cert, MI_TEST_TLS_KEY: key });
+}
 const child = spawn(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...args], { cwd: root, stdio: 'inherit', env });
 // A signal is not passed on: Ctrl-C reaches Vitest through the process group, and Vitest exits
 // 1 ms after a signal without its teardown (only the compose tier's setup handles signals

@@ -21,7 +21,7 @@ const seconds = Number(secondsArg ?? 20);
 const rates = rateArgs.length ? rateArgs.map(Number) : [2000, 4000, 6000, 8000];
 const prefix = mkdtempSync(join(tmpdir(), 'mi-refusal-'));
 const port = await freePort();
-const nginx = new NginxProcess(prefix, port, nginxSettings({ ...process.env, NGINX_RATE_PER_SECOND: '1000000', NGINX_RATE_BURST: '1000000' }));
+const nginx = new NginxProcess(prefix, port, nginxSettings({ ...process.env, NGINX_TLS: 'off', NGINX_RATE_PER_SECOND: '1000000', NGINX_RATE_BURST: '1000000' }));
 try {
   await nginx.start([]);
   for (const rate of rates) {

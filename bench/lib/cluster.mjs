@@ -47,6 +47,9 @@ export class BenchCluster {
           NGINX_RATE_BURST: '1000000',
           LOG_REQUESTS: 'false',
           LOG_LEVEL: 'warn',
+          // Plain HTTP unless a step asks for TLS: the targets are stated for it (PERFORMANCE.md,
+          // "What TLS at the edge costs" has the HTTPS profile).
+          NGINX_TLS: 'off',
           ...extraEnv,
         },
       },

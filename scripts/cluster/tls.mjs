@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
  * that only redirects to HTTPS (308, so a POST stays a POST); unset, plain HTTP is off.
  */
 export function tlsSettings(env = process.env) {
-  const mode = env.NGINX_TLS ?? 'off';
+  const mode = env.NGINX_TLS ?? 'on';
   if (mode !== 'on' && mode !== 'off') throw new Error(`NGINX_TLS must be on or off, not "${mode}"`);
   const cert = env.NGINX_TLS_CERT || undefined;
   const key = env.NGINX_TLS_KEY || undefined;

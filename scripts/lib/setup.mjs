@@ -78,6 +78,8 @@ export function ensureSystemPackages(what) {
   if (what.includes('postgres') && !hasPostgres()) wanted.push('postgresql');
   if (what.includes('nginx') && !has('nginx')) wanted.push('nginx');
   if (what.includes('wrk') && !has('wrk')) wanted.push('wrk');
+  // The self-signed certificate of the HTTPS edge is made with the openssl command.
+  if (what.includes('openssl') && !has('openssl')) wanted.push('openssl');
   if (!existsSync('/usr/sbin/runuser') && !existsSync('/usr/bin/runuser') && isRoot) wanted.push('util-linux');
   if (wanted.length === 0) return;
   const command = `apt-get update && apt-get install -y --no-install-recommends ${wanted.join(' ')}`;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,9 +11,10 @@ import { type Cluster, startCluster, steadyLoad } from '../support/cluster.js';
 import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 
-/** GET with the path sent exactly as written (fetch would resolve `..` and `%2e` first). */
+/** GET with the path sent exactly as written (fetch would resolve `..` and `%2e` first); HTTPS for an https:// base. */
 function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const { hostname, port } = new URL(base);
+  const { hostname, port, protocol } = new URL(base);
+  const request = protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request({ host: hostname, port: Number(port), path, headers }, (res) => {
       let body = '';
@@ -225,8 +227,10 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
 
     it('cuts a client that sends its headers too slowly, while other clients are unaffected', async () => {
       const { port } = new URL(cluster.url);
-      const socket = connect(Number(port), '127.0.0.1');
+      // Over TLS, as clients reach nginx: the handshake completes, then the headers stall.
+      const socket = tlsConnect({ port: Number(port), host: '127.0.0.1' });
       const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+      await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
       socket.write('POST /v1/readings HTTP/1.1\r\nHost: x\r\n');
       const opened = Date.now();
       const prefix = testRunPrefix('slow');

@@ -14,6 +14,8 @@ const servers: Server[] = [];
 let nginx: NginxProcess | undefined;
 let capped: NginxProcess | undefined;
 const held: Socket[] = [];
+/** nginx as the cluster runs it: HTTPS, with the run's certificate (trusted by this process, scripts/test.mjs). */
+const edgeEnv = { NGINX_TLS_CERT: process.env.MI_TEST_TLS_CERT ?? '', NGINX_TLS_KEY: process.env.MI_TEST_TLS_KEY ?? '' };
 
 afterAll(async () => {
   for (const socket of held) socket.destroy();
@@ -44,14 +46,14 @@ async function droppingReplica(): Promise<number> {
 }
 
 async function post(port: number) {
-  const res = await fetch(`http://127.0.0.1:${port}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"meterId":"x"}' });
+  const res = await fetch(`https://127.0.0.1:${port}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"meterId":"x"}' });
   return { status: res.status, retryAfter: res.headers.get('retry-after'), requestId: res.headers.get('x-request-id'), body: (await res.json()) as { error: { code: string } } };
 }
 
 describe('nginx when no replica answers', () => {
   it('answers 503 with Retry-After when no replica accepted a connection, 502 when one took the request and failed', async () => {
     const listen = await freePort();
-    nginx = new NginxProcess(join(dir, 'nginx'), listen, nginxSettings({}));
+    nginx = new NginxProcess(join(dir, 'nginx'), listen, nginxSettings(edgeEnv));
     await nginx.start([
       { name: 'gone-1', port: await freePort() },
       { name: 'gone-2', port: await freePort() },
@@ -78,7 +80,7 @@ describe('nginx when no replica answers', () => {
 describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
   it('refuses the excess at once with 503 and Retry-After instead of queueing it behind the busy replicas', async () => {
     const listen = await freePort();
-    capped = new NginxProcess(join(dir, 'nginx-capped'), listen, nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '2' }));
+    capped = new NginxProcess(join(dir, 'nginx-capped'), listen, nginxSettings({ ...edgeEnv, NGINX_UPSTREAM_MAX_CONNS: '2' }));
     // Started with no replica (its readiness probe through nginx would be held), then given one.
     await capped.start([]);
     await capped.setUpstreams([{ name: 'busy', port: await holdingReplica() }]);
@@ -98,17 +100,17 @@ describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
 
   it('renders max_conns on every replica, none when set to 0, and refuses a value that is not a whole number', () => {
     const upstreams = [{ name: 'a', port: 1 }, { name: 'b', port: 2 }];
-    const on = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) }).main;
+    const on = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_TLS: 'off' }) }).main;
     expect(on.match(/max_conns=128;/g)).toHaveLength(2);
     expect(on).toMatch(/zone api 64k;/);
-    const off = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '0' }) }).main;
+    const off = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_TLS: 'off', NGINX_UPSTREAM_MAX_CONNS: '0' }) }).main;
     expect(off).not.toMatch(/max_conns=/);
     expect(() => nginxSettings({ NGINX_UPSTREAM_MAX_CONNS: '2.5' })).toThrow(/whole number/);
   });
 
-  it('renders TLS only when NGINX_TLS=on, with the certificate, the shared policy and the redirect, and refuses settings that do not fit', () => {
+  it('renders TLS unless NGINX_TLS=off, with the certificate, the shared policy and the redirect, and refuses settings that do not fit', () => {
     const upstreams = [{ name: 'a', port: 1 }];
-    const plain = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) }).main;
+    const plain = renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_TLS: 'off' }) }).main;
     expect(plain).toMatch(/listen 127\.0\.0\.1:3 backlog/);
     expect(plain).not.toMatch(/ssl_certificate|return 308/);
     const settings = nginxSettings({ NGINX_TLS: 'on', NGINX_TLS_CERT: '/c/cert.pem', NGINX_TLS_KEY: '/c/key.pem', NGINX_HTTP_PORT: '4' });
@@ -119,9 +121,9 @@ describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
     expect(main).toContain(`include ${dir}/shared/tls-policy.conf;`);
     expect(main).toMatch(/listen 127\.0\.0\.1:4;\s+return 308 https:\/\/\$host:3\$request_uri;/);
     expect(shared['tls-policy.conf']).toMatch(/^ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
-    expect(() => renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({ NGINX_TLS: 'on' }) })).toThrow(/certificate/);
+    expect(() => renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) })).toThrow(/certificate/);
     expect(() => nginxSettings({ NGINX_TLS: 'yes' })).toThrow(/on or off/);
     expect(() => nginxSettings({ NGINX_TLS: 'on', NGINX_TLS_CERT: '/c/cert.pem' })).toThrow(/go together/);
-    expect(() => nginxSettings({ NGINX_HTTP_PORT: '4' })).toThrow(/needs NGINX_TLS=on/);
+    expect(() => nginxSettings({ NGINX_TLS: 'off', NGINX_HTTP_PORT: '4' })).toThrow(/needs NGINX_TLS=on/);
   });
 });

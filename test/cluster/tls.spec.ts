@@ -42,14 +42,15 @@ function handshake(port: number, ca: Buffer, opts: { maxVersion?: 'TLSv1.2' | 'T
   });
 }
 
-describe('TLS at the edge (NGINX_TLS=on, a self-signed certificate made by the start)', () => {
+describe('TLS at the edge (the default, NGINX_TLS=on; a self-signed certificate made by the start)', () => {
   let cluster: Cluster;
   let ca: Buffer;
   let httpPort: number;
 
   beforeAll(async () => {
     httpPort = await freePort();
-    cluster = await startCluster({ api: 1, writers: 1, env: { NGINX_TLS: 'on', NGINX_HTTP_PORT: String(httpPort) } });
+    // No certificate given: the start makes its own, self-signed, as under a plain `npm start`.
+    cluster = await startCluster({ api: 1, writers: 1, env: { NGINX_TLS: 'on', NGINX_TLS_CERT: '', NGINX_TLS_KEY: '', NGINX_HTTP_PORT: String(httpPort) } });
     ca = readFileSync(cluster.table().tls!.cert);
   });
 

@@ -68,6 +68,8 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
     REDIS_PORT: String(ports.redis),
     LOG_REQUESTS: 'false',
     RATE_LIMIT: '10000000',
+    // HTTPS (the default) with the run's certificate, which the test processes trust (scripts/test.mjs).
+    ...(process.env.MI_TEST_TLS_CERT ? { NGINX_TLS_CERT: process.env.MI_TEST_TLS_CERT, NGINX_TLS_KEY: process.env.MI_TEST_TLS_KEY } : {}),
     ...opts.env,
   };
   // A start on the folder of an earlier one gets a log of its own; the earlier one's stays as it was.
