@@ -72,12 +72,13 @@ try {
   const ca = table.tls?.cert ? readFileSync(table.tls.cert) : undefined;
   const fetch = (target, init = {}) =>
     new Promise((resolveAnswer, reject) => {
-      const req = httpsRequest(target, { method: init.method ?? 'GET', headers: init.headers ?? {}, ca }, (res) => {
+      const req = httpsRequest(target, { method: init.method ?? 'GET', headers: init.headers ?? {}, ca, timeout: 10_000 }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c) => (text += c));
         res.on('end', () => resolveAnswer({ status: res.statusCode, json: async () => JSON.parse(text) }));
       });
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${target} within 10 s`)));
       req.on('error', reject);
       req.end(init.body);
     });

@@ -660,7 +660,7 @@ try {
     const tls = await tlsProfile();
     await loadStep('warm-up', { rate: Math.round(http.requestsPerSec * 0.1), seconds: QUICK ? 2 : 5 });
     result.steps.pop();
-    // The same cluster under a light closed-loop client, beside the generator's figures (issue 12 item 4).
+    // The default cluster again (tlsProfile restarted it) under a light closed-loop client, beside the generator's figures (issue 12 item 4).
     const wrk = await wrkClosedLoop(64, plan.stepS);
     await sleep(QUICK ? 500 : 2_000);
     const singles = await sweep('singles', { start: Math.round(http.requestsPerSec * 0.25), factor: plan.singleFactor, maxSteps: plan.singleSteps });

@@ -22,8 +22,8 @@ if (needsCluster) {
     process.exit(1);
   }
   argv.push('--url', found.table.url);
-  // HTTPS with the cluster's own (self-signed) certificate: trust exactly that one.
-  if (found.table.tls?.cert && !has('--ca')) argv.push('--ca', found.table.tls.cert);
+  // HTTPS with the cluster's own self-signed certificate: trust it besides the system's CAs.
+  if (found.table.tls?.selfSigned && !has('--ca')) argv.push('--ca', found.table.tls.cert);
   if (has('--verify') && !has('--database-url') && !process.env.DATABASE_URL && found.table.postgres) argv.push('--database-url', found.table.postgres.primary);
 }
 const child = spawn(process.execPath, [join(root, 'dist/apps/loadgen/src/main.js'), ...argv], { cwd: root, stdio: 'inherit' });

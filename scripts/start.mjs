@@ -92,6 +92,10 @@ let nextWriter = 1;
 // port it gave out before, and these fixed ones.
 markPortsTaken(Object.values(ports));
 const edge = nginxSettings();
+if (edge.tls.httpPort !== undefined) {
+  if (edge.tls.httpPort === ports.nginx) throw new Error(`NGINX_HTTP_PORT (${edge.tls.httpPort}) must differ from the HTTPS port`);
+  markPortsTaken([edge.tls.httpPort]);
+}
 // TLS at the edge (NGINX_TLS=on): the configured certificate, or a self-signed one made once in the data folder.
 const certificate = edge.tls.enabled ? ensureCertificate(dataDir, edge.tls) : undefined;
 if (certificate) Object.assign(edge.tls, { cert: certificate.cert, key: certificate.key });

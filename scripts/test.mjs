@@ -24,13 +24,14 @@ rmSync(results, { force: true });
 const env = { ...process.env, FORCE_COLOR: process.env.CI ? '0' : process.env.FORCE_COLOR };
 if (projects.includes('compose')) env.MI_TEST_COMPOSE = '1';
 if (!composeOnly) {
-  // Every cluster the tests start serves HTTPS (the default) with one certificate for the whole
-  // run, which the test processes trust: NODE_EXTRA_CA_CERTS is read when a process starts, so it
+  // Every cluster the tests start serves HTTPS (the default) with one certificate (made once,
+  // reused by later runs until a month before it expires), which the test processes trust: NODE_EXTRA_CA_CERTS is read when a process starts, so it
   // is set here, before Vitest and its workers exist. Any CA already trusted that way stays.
   const tlsDir = join(root, '.tmp', 'test-tls');
   const { cert, key } = ensureCertificate(tlsDir, {});
   const bundle = join(tlsDir, 'trust.pem');
-  const extra = process.env.NODE_EXTRA_CA_CERTS && existsSync(process.env.NODE_EXTRA_CA_CERTS) ? readFileSync(process.env.NODE_EXTRA_CA_CERTS, 'utf8') : '';
+  const previous = process.env.NODE_EXTRA_CA_CERTS;
+  const extra = previous && previous !== bundle && existsSync(previous) ? readFileSync(previous, 'utf8') : '';
   mkdirSync(tlsDir, { recursive: true });
   writeFileSync(bundle, `${extra.trimEnd()}\n${readFileSync(cert, 'utf8')}`);
   Object.assign(env, { NODE_EXTRA_CA_CERTS: bundle, MI_TEST_TLS_CERT: cert, MI_TEST_TLS_KEY: key });

@@ -21,9 +21,10 @@ export class BenchCluster {
     return this.table()?.url ?? `http://127.0.0.1:${this.ports.nginx}`;
   }
 
-  /** The certificate to trust when the cluster runs with TLS (its self-signed one), else undefined. */
+  /** The certificate to trust when the cluster runs with TLS and made its own, else undefined. */
   get caFile() {
-    return this.table()?.tls?.cert;
+    const tls = this.table()?.tls;
+    return tls?.selfSigned ? tls.cert : undefined;
   }
 
   async start(mode, extraEnv = {}) {

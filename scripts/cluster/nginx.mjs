@@ -47,13 +47,20 @@ function tlsValues(prefix, listen, tls) {
         '  # Plain HTTP only redirects (308 keeps the method and body); nothing is served over it.',
         '  server {',
         `    listen 127.0.0.1:${tls.httpPort};`,
-        `    return 308 https://$host:${listen}$request_uri;`,
+        // The one address nginx listens on, not the client's Host header.
+        `    return 308 https://127.0.0.1:${listen}$request_uri;`,
         '  }',
       ].join('\n')
     : '';
   return {
     NGINX_LISTEN_TLS: ' ssl',
-    NGINX_TLS_DIRECTIVES: [`    ssl_certificate ${tls.cert};`, `    ssl_certificate_key ${tls.key};`, `    include ${prefix}/shared/tls-policy.conf;`].join('\n'),
+    NGINX_TLS_DIRECTIVES: [
+      `    ssl_certificate ${tls.cert};`,
+      `    ssl_certificate_key ${tls.key};`,
+      `    include ${prefix}/shared/tls-policy.conf;`,
+      // Plain HTTP sent to this port (nginx's 497): the JSON 400, not nginx's HTML page.
+      '    error_page 497 =400 @bad_request;',
+    ].join('\n'),
     NGINX_HTTP_REDIRECT: redirect,
   };
 }

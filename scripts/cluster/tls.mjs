@@ -2,6 +2,7 @@
 // for local use when none is configured. Node built-ins and the openssl command only.
 import { spawnSync } from 'node:child_process';
 import { get } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -53,12 +54,14 @@ export function ensureCertificate(dataDir, settings) {
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', String(VALID_DAYS),
       '-subj', '/CN=meter-intake local',
       '-addext', 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost',
+      // A server certificate, not a CA (openssl's defaults would make it one).
+      '-addext', 'basicConstraints=critical,CA:FALSE',
       '-addext', 'keyUsage=critical,digitalSignature',
       '-addext', 'extendedKeyUsage=serverAuth',
     ]);
     if (r.status !== 0) throw new Error(`openssl could not make a self-signed certificate: ${r.stderr}`);
-    chmodSync(key, 0o600);
   }
+  chmodSync(key, 0o600);
   return { cert, key, selfSigned: true };
 }
 
@@ -73,10 +76,14 @@ export function readPem(file) {
   return readFileSync(file, 'utf8');
 }
 
-/** GET over HTTPS trusting `caFile` (the cluster's own certificate): the status code, or an error. */
+/**
+ * GET over HTTPS for the supervisor's own probes: the chain must verify against the system's CAs
+ * plus `caFile` (the cluster's certificate), but not the name, since the probe asks for
+ * 127.0.0.1 and a real certificate names the public host. The status code, or an error.
+ */
 export function httpsStatus(url, caFile, timeoutMs = 1_000) {
   return new Promise((resolveStatus, reject) => {
-    const req = get(url, { ca: readFileSync(caFile), timeout: timeoutMs }, (res) => {
+    const req = get(url, { ca: [...rootCertificates, readFileSync(caFile, 'utf8')], checkServerIdentity: () => undefined, timeout: timeoutMs }, (res) => {
       res.resume();
       resolveStatus(res.statusCode);
     });

@@ -119,7 +119,8 @@ describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
     expect(main).toContain('ssl_certificate /c/cert.pem;');
     expect(main).toContain('ssl_certificate_key /c/key.pem;');
     expect(main).toContain(`include ${dir}/shared/tls-policy.conf;`);
-    expect(main).toMatch(/listen 127\.0\.0\.1:4;\s+return 308 https:\/\/\$host:3\$request_uri;/);
+    expect(main).toMatch(/listen 127\.0\.0\.1:4;\s+(#.*\s+)?return 308 https:\/\/127\.0\.0\.1:3\$request_uri;/);
+    expect(main).toContain('error_page 497 =400 @bad_request;');
     expect(shared['tls-policy.conf']).toMatch(/^ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
     expect(() => renderNginxConfig({ prefix: dir, listen: 3, upstreams, settings: nginxSettings({}) })).toThrow(/certificate/);
     expect(() => nginxSettings({ NGINX_TLS: 'yes' })).toThrow(/on or off/);

@@ -112,5 +112,17 @@ describe('TLS at the edge (the default, NGINX_TLS=on; a self-signed certificate 
     });
     expect(res.status).toBe(308);
     expect(res.location).toBe(`${cluster.url}/v1/readings?x=1`);
+    // Plain HTTP to the HTTPS port: the API's JSON 400, not nginx's HTML page.
+    const plain = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: Number(new URL(cluster.url).port), path: '/health/live' }, (r) => {
+        let body = '';
+        r.on('data', (c: Buffer) => (body += c.toString()));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(plain.status).toBe(400);
+    expect(JSON.parse(plain.body).error.code).toBe('bad_request');
   });
 });

@@ -1,5 +1,5 @@
 import { connect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext, connect as tlsConnect } from 'node:tls';
 
 export interface HttpResult {
   status: number;
@@ -33,6 +33,10 @@ interface Pending {
 export class HttpClient {
   private readonly host: string;
   private readonly port: number;
+  /** The Host header: the URL's host as written, brackets and port included. */
+  private readonly hostHeader: string;
+  /** The last connection error (a refused connection, an untrusted certificate), for the caller to report. */
+  lastError: string | undefined;
   private readonly idle: Connection[] = [];
   private readonly waiting: Pending[] = [];
   private open = 0;
@@ -40,13 +44,15 @@ export class HttpClient {
   private readonly defaultHead: string;
   private readonly tls: boolean;
   private session: Buffer | undefined;
+  /** Built once: a secure context with the system's CAs plus `ca` costs milliseconds to make, per connection that would be the generator's bottleneck. */
+  private readonly secureContext: SecureContext | undefined;
 
   constructor(
     baseUrl: string,
     private readonly maxSockets: number,
     private readonly timeoutMs = 30_000,
     defaultHeaders: Record<string, string> = {},
-    private readonly ca?: Buffer,
+    ca?: Buffer,
   ) {
     // Sent with every request (the client key): formatted once, not per request.
     this.defaultHead = Object.entries(defaultHeaders)
@@ -56,12 +62,14 @@ export class HttpClient {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`the load generator speaks HTTP and HTTPS, not ${url.protocol}`);
     this.tls = url.protocol === 'https:';
     this.host = url.hostname.replace(/^\[|\]$/g, '');
+    this.hostHeader = url.host;
+    this.secureContext = this.tls && ca ? createSecureContext({ ca: [...rootCertificates, ca.toString('utf8')] }) : undefined;
     this.port = Number(url.port || (this.tls ? 443 : 80));
   }
 
   send(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<HttpResult> {
     if (this.closed) return Promise.resolve(NO_ANSWER);
-    let head = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}:${this.port}\r\n${this.defaultHead}`;
+    let head = `${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n${this.defaultHead}`;
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     if (body !== undefined) head += `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
     head += '\r\n';
@@ -82,11 +90,13 @@ export class HttpClient {
 
   private connect(): Connection {
     this.open++;
-    return new Connection(this.tls ? this.tlsSocket() : connect(this.port, this.host), this.timeoutMs, (conn, reusable) => this.released(conn, reusable));
+    const socket = this.tls ? this.tlsSocket() : connect(this.port, this.host);
+    socket.once('error', (err: Error) => (this.lastError = err.message));
+    return new Connection(socket, this.timeoutMs, (conn, reusable) => this.released(conn, reusable));
   }
 
   private tlsSocket(): Socket {
-    const socket = tlsConnect({ host: this.host, port: this.port, ...(isIP(this.host) ? {} : { servername: this.host }), ...(this.ca ? { ca: this.ca } : {}), ...(this.session ? { session: this.session } : {}) });
+    const socket = tlsConnect({ host: this.host, port: this.port, ...(isIP(this.host) ? {} : { servername: this.host }), ...(this.secureContext ? { secureContext: this.secureContext } : {}), ...(this.session ? { session: this.session } : {}) });
     socket.on('session', (session: Buffer) => (this.session = session));
     return socket;
   }

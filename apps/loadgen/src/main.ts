@@ -190,7 +190,8 @@ async function runCommand(): Promise<void> {
   const probe = await client.send('GET', '/health/live');
   if (probe.status === 0) {
     client.close();
-    console.error(`nothing answers at ${o.url}: no cluster is running there (start one with npm start, or pass --url)`);
+    const why = client.lastError ?? 'no answer';
+    console.error(/certificate|self[- ]signed|tls|ssl/i.test(why) ? `${o.url} answers, but not over TLS this generator trusts (${why}): pass --ca FILE` : `nothing answers at ${o.url}: no cluster is running there (start one with npm start, or pass --url)`);
     process.exit(1);
   }
   // Every request needs a client key: without a working one the whole run would be 401s.
