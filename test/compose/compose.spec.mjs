@@ -12,7 +12,7 @@
 // wrong, so a broken phase fails its own checks and the ones after it (never skips them).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,6 +105,14 @@ function apiMetrics(container) {
 
 /** The tests' client key, issued with the image's `clients create` once the stack is up. */
 let apiKey = '';
+/** The certificate nginx made in its container (10-meter-intake-tls.sh), trusted by these requests. */
+let nginxCert = '';
+
+function readNginxCert() {
+  const r = compose(['exec', '-T', 'nginx', 'cat', '/etc/nginx/tls/cert.pem']);
+  if (r.code !== 0 || !r.stdout.includes('BEGIN CERTIFICATE')) throw new Error(`no certificate in the nginx container (exit ${r.code}): ${r.stderr.trim().slice(-300)}`);
+  nginxCert = r.stdout;
+}
 
 function issueKey() {
   const r = compose(['run', '--rm', '--no-deps', '-T', 'migrate', 'clients', 'create', '--name', `compose-tests-${randomBytes(3).toString('hex')}`, '--scopes', 'submit,read:all', '--json'], { timeout: 120_000 });
@@ -116,12 +124,12 @@ function issueKey() {
   }
 }
 
-/** Through nginx, as the tests' client (its key unless `headers` sets Authorization). */
+/** Through nginx over HTTPS (its own certificate trusted, nothing else), as the tests' client (its key unless `headers` sets Authorization). */
 function httpRequest(method, path, body, headers = {}, timeoutMs = 15_000) {
   const withKey = { authorization: `Bearer ${apiKey}`, ...headers };
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port: nginxPort, method, path, agent: false, timeout: timeoutMs, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...withKey } : withKey },
+      { host: '127.0.0.1', port: nginxPort, method, path, agent: false, timeout: timeoutMs, ca: nginxCert, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...withKey } : withKey },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
@@ -240,7 +248,10 @@ describe(`up -d --build --scale api=3 --scale writer=2 (project ${PROJECT}, buil
     stackUp = true;
     up = await composeLogged(['up', '-d', '--build', '--scale', 'api=3', '--scale', 'writer=2'], 'compose-up.log', 20 * 60_000);
     if (up.code === 0) healthy = await waitHealthy({ nginx: 1, api: 3, writer: 2, redis: 1, postgres: 1, 'postgres-replica': 1 }, 240_000);
-    if (healthy?.ok) issueKey();
+    if (healthy?.ok) {
+      readNginxCert();
+      issueKey();
+    }
   });
 
   it('up -d --build --scale api=3 --scale writer=2 exits 0', () => {
@@ -248,6 +259,17 @@ describe(`up -d --build --scale api=3 --scale writer=2 (project ${PROJECT}, buil
   });
   it('every service healthy (nginx 1, api 3, writer 2, redis 1, postgres 1, postgres-replica 1)', () => {
     holds(healthy?.ok === true, healthy ? healthy.summary : 'compose up failed');
+  });
+  it('nginx serves HTTPS only, with a certificate it made for nginx, localhost and 127.0.0.1', async () => {
+    needStack();
+    const live = await httpRequest('GET', '/health/live');
+    holds(live.status === 200, `${live.status} ${live.body.slice(0, 100)}`);
+    const untrusted = await new Promise((resolve) => {
+      const req = request({ host: '127.0.0.1', port: nginxPort, path: '/health/live', agent: false, timeout: 10_000 }, (res) => resolve(`answered ${res.statusCode}`));
+      req.on('error', (err) => resolve(err.message));
+      req.end();
+    });
+    holds(/self[- ]signed|unable to verify|certificate/i.test(String(untrusted)), `without trusting it: ${untrusted}`);
   });
   it('clients create in the image issued a key; without it nginx passes a 401 from the API', async () => {
     needStack();
@@ -292,14 +314,14 @@ describe(`up -d --build --scale api=3 --scale writer=2 (project ${PROJECT}, buil
   });
 });
 
-describe('the load generator in a container on the compose network: 2,000 readings (200 req/s for 10 s) to http://nginx, then --verify against the primary', () => {
+describe('the load generator in a container on the compose network: 2,000 readings (200 req/s for 10 s) to https://nginx, then --verify against the primary', () => {
   const runId = `c${randomBytes(3).toString('hex')}`;
   let load;
   beforeAll(async () => {
     load = await attempt(() => {
       needStack();
       const lg = compose(
-        ['run', '--rm', '--no-deps', '-T', 'migrate', 'loadgen', 'run', '--url', 'http://nginx:80', '--api-key', apiKey, '--rate', '200', '--duration', '10', '--batch-share', '0', '--resend', '0', '--run-id', runId, '--seed', '42', '--verify', '--drain-timeout', '120', '--json', '--quiet'],
+        ['run', '--rm', '--no-deps', '-T', 'migrate', 'loadgen', 'run', '--url', 'https://nginx:443', '--ca', '/tls/cert.pem', '--api-key', apiKey, '--rate', '200', '--duration', '10', '--batch-share', '0', '--resend', '0', '--run-id', runId, '--seed', '42', '--verify', '--drain-timeout', '120', '--json', '--quiet'],
         { timeout: 300_000 },
       );
       writeFileSync(join(LOGS, 'loadgen.json'), lg.stdout);
