@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { AppConfig } from '#libs/config';
 import type { ApiMetrics, Logger } from '#libs/observability';
@@ -24,7 +25,27 @@ export function fastifyOptions(config: AppConfig) {
     return503OnClosing: true,
     logger: false,
     keepAliveTimeout: 65_000,
+    clientErrorHandler,
   };
+}
+
+/**
+ * A request Node's HTTP parser refuses before Fastify sees it (a control character in a header
+ * such as Authorization, a malformed request line): the API's JSON 400 instead of Node's bare
+ * one, naming what was wrong, then the connection closes.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const inHeaders = /HEADER/.test(err.code ?? '');
+  const body = JSON.stringify(
+    errorBody('bad_request', inHeaders ? 'malformed request headers' : 'malformed request', [
+      { path: inHeaders ? 'headers' : 'request', message: inHeaders ? 'a header has a character HTTP does not allow (control characters included)' : 'not a valid HTTP request' },
+    ]),
+  );
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /**
