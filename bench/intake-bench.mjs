@@ -2,7 +2,7 @@
 // batches, all in one run on one machine so the ratios hold. Starts its own PostgreSQL
 // primary + replica and Redis in a temp folder, one API and one writer, and stops them after.
 //   node bench/intake-bench.mjs [--seconds 15] [--connections 64]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
 import { freePort, startStack, waitFor } from '../scripts/lib/stack.mjs';
 import { processSnapshot, treeCpuSeconds } from './lib/cpu.mjs';
+import { issueClientKey } from './lib/cluster.mjs';
 
 const { values: opts } = parseArgs({ options: { seconds: { type: 'string', default: '15' }, connections: { type: 'string', default: '64' } } });
 const seconds = Number(opts.seconds);
@@ -60,13 +61,7 @@ const migrate = spawn(process.execPath, ['dist/libs/database/src/migrate.main.js
 await new Promise((r) => migrate.once('exit', r));
 await db.connect();
 // Every /v1 call needs a client key: one client for the run, issued as operators do it.
-const issued = spawnSync(process.execPath, ['dist/apps/clients/src/main.js', 'create', '--name', `intake-bench-${Date.now()}`, '--scopes', 'submit', '--json'], {
-  cwd: root,
-  encoding: 'utf8',
-  env: { ...process.env, DATABASE_URL: stack.databaseUrl, LOG_LEVEL: 'warn' },
-});
-if (issued.status !== 0) throw new Error(`could not issue a client key: ${issued.stderr}`);
-const auth = { authorization: `Bearer ${JSON.parse(issued.stdout.trim().split('\n').pop()).key}` };
+const auth = { authorization: `Bearer ${issueClientKey({ databaseUrl: stack.databaseUrl, name: `intake-bench-${Date.now()}`, scopes: 'submit' })}` };
 
 let seq = 0;
 const readAt = () => new Date(Date.now() - 60_000).toISOString();

@@ -10,6 +10,17 @@ import { httpsStatus } from '../../scripts/cluster/tls.mjs';
 import { root } from '../../scripts/lib/setup.mjs';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 
+/** A new client in the PostgreSQL database at `databaseUrl`, issued with the key manager operators use; returns its key. */
+export function issueClientKey({ databaseUrl, name, scopes }) {
+  const r = spawnSync(process.execPath, ['dist/apps/clients/src/main.js', 'create', '--name', name, '--scopes', scopes, '--json'], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: databaseUrl, DB_BACKEND: 'postgres', LOG_LEVEL: 'warn' },
+  });
+  if (r.status !== 0) throw new Error(`could not issue a client key (${name}): ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()).key;
+}
+
 export class BenchCluster {
   constructor({ dataDir, ports, apis, writers, logFile }) {
     Object.assign(this, { dataDir, ports, apis, writers, logFile });
@@ -71,15 +82,7 @@ export class BenchCluster {
     );
     // Every /v1 call needs a client key: one client for the whole run, issued with the key
     // manager operators use, on the first start (later starts use the same data folder and database).
-    if (!this.apiKey) {
-      const r = spawnSync(process.execPath, ['dist/apps/clients/src/main.js', 'create', '--name', `bench-${Date.now()}`, '--scopes', 'submit,read:all', '--json'], {
-        cwd: root,
-        encoding: 'utf8',
-        env: { ...process.env, DATABASE_URL: this.primaryUrl, DB_BACKEND: 'postgres', LOG_LEVEL: 'warn' },
-      });
-      if (r.status !== 0) throw new Error(`could not issue the benchmark's client key: ${r.stderr}${r.stdout}`);
-      this.apiKey = JSON.parse(r.stdout.trim().split('\n').pop()).key;
-    }
+    this.apiKey ??= issueClientKey({ databaseUrl: this.primaryUrl, name: `bench-${Date.now()}`, scopes: 'submit,read:all' });
   }
 
   /** The run's credential as a header. */

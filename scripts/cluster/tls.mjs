@@ -71,11 +71,6 @@ export function fingerprintOf(certFile) {
   return r.status === 0 ? r.stdout.trim().replace(/^.*=/, '') : undefined;
 }
 
-/** PEM text of a certificate file, for clients that take the CA as a string. */
-export function readPem(file) {
-  return readFileSync(file, 'utf8');
-}
-
 /**
  * GET over HTTPS for the supervisor's own probes: the chain must verify against the system's CAs
  * plus `caFile` (the cluster's certificate), but not the name, since the probe asks for

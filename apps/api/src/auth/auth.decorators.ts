@@ -21,7 +21,7 @@ export function requiredScopes(reflector: Reflector, context: ExecutionContext):
 
 /** The authenticated client of a request, set by ApiKeyGuard. */
 export function clientOf(req: object): ApiClient {
-  const client = (req as { meterClient?: ApiClient }).meterClient;
+  const client = maybeClientOf(req);
   if (!client) throw new Error('no authenticated client on this request: is the route missing from ApiKeyGuard?');
   return client;
 }
