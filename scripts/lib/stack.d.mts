@@ -6,6 +6,8 @@ export function freePort(): Promise<number>;
 export function markPortsTaken(ports: Iterable<number>): void;
 export const DEFAULT_APPENDFSYNC: 'always';
 export function appendfsyncFromEnv(): string;
+export const DEFAULT_MAXMEMORY: string;
+export function maxmemoryFromEnv(): string;
 /** Resolves with the first truthy value fn returns. */
 export function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs?: number, intervalMs?: number): Promise<NonNullable<T>>;
 export class PgInstance {
@@ -21,8 +23,9 @@ export class PgInstance {
   isRunning(): Promise<boolean>;
 }
 export class RedisInstance {
-  constructor(dir: string, port: number, logFile: string, appendfsync?: string);
+  constructor(dir: string, port: number, logFile: string, appendfsync?: string, maxmemory?: string);
   port: number;
+  maxmemory: string;
   readonly url: string;
   start(): Promise<void>;
   stop(): Promise<void>;

@@ -233,10 +233,19 @@ export function appendfsyncFromEnv() {
   return process.env.REDIS_APPENDFSYNC ?? DEFAULT_APPENDFSYNC;
 }
 
-/** Redis with AOF (appendfsync configurable) and noeviction: an acknowledged job must never vanish. */
+/**
+ * Redis's memory ceiling: with noeviction, a full Redis refuses writes and the API answers 503
+ * instead of the kernel killing Redis. The sizing formula is in docs/OPERATIONS.md.
+ */
+export const DEFAULT_MAXMEMORY = '2gb';
+export function maxmemoryFromEnv() {
+  return process.env.REDIS_MAXMEMORY || DEFAULT_MAXMEMORY;
+}
+
+/** Redis with AOF (appendfsync configurable), a memory ceiling and noeviction: an acknowledged job must never vanish. */
 export class RedisInstance {
-  constructor(dir, port, logFile, appendfsync = DEFAULT_APPENDFSYNC) {
-    Object.assign(this, { dir, port, logFile, appendfsync });
+  constructor(dir, port, logFile, appendfsync = DEFAULT_APPENDFSYNC, maxmemory = maxmemoryFromEnv()) {
+    Object.assign(this, { dir, port, logFile, appendfsync, maxmemory });
   }
   get url() {
     return `redis://127.0.0.1:${this.port}`;
@@ -249,7 +258,7 @@ export class RedisInstance {
       [
         '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no',
         '--appendonly', 'yes', '--appendfsync', this.appendfsync, '--save', '', '--maxmemory-policy', 'noeviction',
-        '--protected-mode', 'yes', '--dbfilename', 'dump.rdb', '--loglevel', 'warning',
+        '--maxmemory', this.maxmemory, '--protected-mode', 'yes', '--dbfilename', 'dump.rdb', '--loglevel', 'warning',
         // Found by the guardian and the next `npm start` if the supervisor dies (scripts/cluster/stop-cluster.mjs).
         '--pidfile', join(this.dir, 'redis.pid'),
       ],

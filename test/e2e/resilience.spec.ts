@@ -8,30 +8,19 @@ import { freePort, RedisInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { generateApiKey } from '#libs/database';
 import { authHeaders, registerClient, revokeClient } from '../support/auth.js';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
-import { type AppProcess, startApi, startWriter } from '../support/processes.js';
+import { type AppProcess, ProcessGroup } from '../support/processes.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 import { stackControl } from '../support/stack-control.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'mi-e2e-resilience-'));
-const started: AppProcess[] = [];
 const baseEnv = { DATABASE_URL: stack.databaseUrl, DATABASE_REPLICA_URL: stack.replicaUrl, RATE_LIMIT: '1000000' };
 
-async function api(env: Record<string, string>, name: string, waitPath?: string) {
-  const p = await startApi({ ...baseEnv, ...env }, dir, name, waitPath);
-  started.push(p);
-  return p;
-}
+const processes = new ProcessGroup(baseEnv, dir);
+const api = (env: Record<string, string>, name: string, waitPath?: string) => processes.api(env, name, waitPath);
+const writer = (env: Record<string, string>, name: string) => processes.writer(env, name);
 
-async function writer(env: Record<string, string>, name: string) {
-  const p = await startWriter({ ...baseEnv, ...env }, dir, name);
-  started.push(p);
-  return p;
-}
-
-afterAll(async () => {
-  await Promise.all(started.map((p) => p.stop()));
-});
+afterAll(() => processes.stopAll());
 
 describe('Redis outage', () => {
   let redis: RedisInstance;
@@ -43,7 +32,7 @@ describe('Redis outage', () => {
 
   afterAll(async () => {
     // Processes first: a writer whose Redis is gone waits out its drain timeout.
-    await Promise.all(started.splice(0).map((p) => p.stop()));
+    await processes.stopAll();
     await redis.stop();
   });
 

@@ -76,6 +76,27 @@ describe('BatchWriter against PostgreSQL', () => {
     expect(rows.size).toBe(20);
   });
 
+  it('records a resend under a stored id with other values as failed (a key reused after the idempotency window); the stored row keeps its first values', async () => {
+    const meter = testRunPrefix('late-conflict');
+    const first = queuedReading(meter, 100, { values: { t1: 100, t2: 7 } });
+    const bystander = queuedReading(`${meter}-b`, 5);
+    await writer.write([first]);
+    // The same id (same client and key) with other values, in a batch with a new reading.
+    const resend = { ...first, values: { t1: 101, t2: 7 } };
+    const outcome = await writer.write([resend, bystander]);
+    expect(outcome.failed).toEqual([{ id: first.id, reason: expect.stringMatching(/idempotency key reused with different values/) }]);
+    expect(outcome.stored.map((s) => s.id)).toEqual([bystander.id]);
+    const rows = await rowsByIds(stack.databaseUrl, [first.id, bystander.id]);
+    expect(rows.get(first.id)?.map((r) => Number(r.t1))).toEqual([100]);
+    expect(rows.get(bystander.id)).toHaveLength(1);
+    const failed = await withDb(stack.databaseUrl, async (c) => (await c.query(`SELECT payload FROM failed_readings WHERE id = $1`, [first.id])).rows as { payload: string }[]);
+    expect(failed.map((f) => (JSON.parse(f.payload) as { values: { t1: number } }).values.t1)).toEqual([101]);
+    // The same values again (a redelivery, an honest resend) are no failure.
+    const same = await writer.write([{ ...first }]);
+    expect(same.failed).toEqual([]);
+    expect(same.stored).toEqual([{ id: first.id, flags: expect.any(Array) }]);
+  });
+
   it('isolates a poison reading: the good rows commit, the bad one is kept in failed_readings with its reason', async () => {
     const meter = testRunPrefix('poison');
     const good = Array.from({ length: 10 }, (_, i) => queuedReading(`${meter}-${i}`, i));

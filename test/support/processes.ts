@@ -63,3 +63,35 @@ export async function startWriter(env: Record<string, string>, logDir: string, n
   await waitHttp(`${proc.url}/health/ready`, name, proc);
   return proc;
 }
+
+/**
+ * The API replicas and writers one test file starts, on shared settings, so the file can stop
+ * them all (or those started so far) by their pids.
+ */
+export class ProcessGroup {
+  readonly started: AppProcess[] = [];
+
+  constructor(
+    private readonly baseEnv: Record<string, string>,
+    private readonly logDir: string,
+  ) {}
+
+  async api(env: Record<string, string>, name: string, waitPath?: string): Promise<AppProcess> {
+    const p = await startApi({ ...this.baseEnv, ...env }, this.logDir, name, waitPath);
+    this.started.push(p);
+    return p;
+  }
+
+  async writer(env: Record<string, string>, name: string): Promise<AppProcess> {
+    const p = await startWriter({ ...this.baseEnv, ...env }, this.logDir, name);
+    this.started.push(p);
+    return p;
+  }
+
+  /** Stops every process started so far (SIGCONT first: a paused process cannot exit). */
+  async stopAll(): Promise<void> {
+    const all = this.started.splice(0);
+    for (const p of all) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGCONT');
+    await Promise.all(all.map((p) => p.stop()));
+  }
+}

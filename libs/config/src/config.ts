@@ -224,7 +224,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       coalesceMaxReadings: r.int('COALESCE_MAX_READINGS', 200, 1, 10_000),
       coalesceMaxBytes: r.int('COALESCE_MAX_BYTES', 1_048_576, 1_024, 67_108_864),
       waitTimeoutMs: r.int('WAIT_TIMEOUT_MS', 5_000, 1, 120_000),
-      idempotencyTtlSeconds: r.int('IDEMPOTENCY_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
+      idempotencyTtlSeconds: r.int('IDEMPOTENCY_TTL_SECONDS', 86_400, 60, 365 * 86_400),
       spikeKwhPerDay: r.int('SPIKE_KWH_PER_DAY', 500, 1, 1_000_000),
       jobAttempts: r.int('JOB_ATTEMPTS', 10, 1, 1_000),
     },

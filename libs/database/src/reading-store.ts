@@ -22,6 +22,9 @@ export interface FailureRecord {
   sqlstate: string | null;
 }
 
+/** What a stored reading holds that its submitter chose: a resend with other values is a different reading. */
+export type StoredValues = Pick<ReadingRow, 'id' | 'meter_id' | 'account_id' | 'read_at' | 't1' | 't2' | 't3'>;
+
 /** One open transaction of the store's: the handle its write statements run on. */
 export type StoreTransaction = Pick<QueryRunner, 'query'>;
 
@@ -143,6 +146,12 @@ export class ReadingStore {
   }
 
   /** Records readings the database refused, with their reasons (the latest reason wins on a repeat). */
+  /** The stored values of these ids (inside the writer's transaction), for the ones an insert skipped. */
+  async storedValues(tx: StoreTransaction, ids: readonly string[]): Promise<StoredValues[]> {
+    const statement = this.dialect.storedValues(ids);
+    return (await tx.query(statement.text, statement.values)) as StoredValues[];
+  }
+
   async recordFailures(tx: StoreTransaction, failures: readonly FailureRecord[]): Promise<void> {
     const statement = this.dialect.insertFailed(failures);
     await tx.query(statement.text, statement.values);

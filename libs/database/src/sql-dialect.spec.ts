@@ -295,6 +295,7 @@ describe('both dialects', () => {
       d.insertFailed([{ id: 'a', meterId: 'M', payload: '{}', reason: 'r', sqlstate: null }]),
       d.readingById('x'),
       d.failedById('x'),
+      d.storedValues(['x', 'y']),
       d.meterReadings('M', '2026-01', '2026-02', false),
       d.meterReadings('M', '2026-01', '2026-02', true, true),
     ];

@@ -26,6 +26,8 @@ export interface SqlDialect {
   insertFailed(failures: readonly { id: string; meterId: string | null; payload: string; reason: string; sqlstate: string | null }[]): SqlStatement;
   readingById(id: string): SqlStatement;
   failedById(id: string): SqlStatement;
+  /** What a set of stored readings hold, to compare with a resend the insert skipped. */
+  storedValues(ids: readonly string[]): SqlStatement;
   /**
    * A meter's readings between two billing months. `stale` allows a slightly stale answer:
    * PostgreSQL gives the same SQL either way (the caller sends it to the read replica);
@@ -122,6 +124,10 @@ export const postgresDialect: SqlDialect = {
     return { text: `SELECT id, meter_id, payload, reason, sqlstate, failed_at FROM failed_readings WHERE id = $1`, values: [id] };
   },
 
+  storedValues(ids) {
+    return { text: `SELECT id::text AS id, meter_id, account_id, read_at, t1::text AS t1, t2::text AS t2, t3::text AS t3 FROM readings WHERE id = ANY($1::uuid[])`, values: [ids] };
+  },
+
   meterReadings(meterId, fromPeriod, toPeriod, history, _stale, clientId) {
     const range = `meter_id = $1 AND period >= $2::date AND period <= $3::date${clientId ? ' AND client_id = $4::uuid' : ''}`;
     const values = [meterId, periodStartDate(fromPeriod), periodStartDate(toPeriod), ...(clientId ? [clientId] : [])];
@@ -207,6 +213,10 @@ export const cockroachDialect: SqlDialect = {
 
   failedById(id) {
     return { text: `SELECT id, meter_id, payload, reason, sqlstate, failed_at FROM failed_readings WHERE id = $1`, values: [id] };
+  },
+
+  storedValues(ids) {
+    return { text: `SELECT id::STRING AS id, meter_id, account_id, read_at, t1::STRING AS t1, t2::STRING AS t2, t3::STRING AS t3 FROM readings WHERE id = ANY($1::UUID[])`, values: [ids] };
   },
 
   meterReadings(meterId, fromPeriod, toPeriod, history, stale = false, clientId) {

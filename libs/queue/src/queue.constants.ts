@@ -51,7 +51,12 @@ export function redisKeys(prefix: string) {
     bullPrefix: `${prefix}:bull`,
     /** reading id -> job id, while the reading is queued; how GET /v1/readings/{id} answers "queued". */
     pending: (readingId: string) => `${prefix}:pending:${readingId}`,
-    idempotency: (scope: string, key: string) => `${prefix}:idem:${scope}:${key}`,
+    /**
+     * The idempotency record of a keyed reading, named by the reading's id (itself a digest of
+     * the client and its key), packed to 22 base64url characters: these records are most of what
+     * Redis holds at a steady rate, so their size is the sizing formula's bytes per reading.
+     */
+    idempotency: (readingId: string) => `${prefix}:i:${Buffer.from(readingId.replaceAll('-', ''), 'hex').toString('base64url')}`,
     rateLimit: (key: string) => `${prefix}:rl:${key}`,
     storedChannel: `${prefix}:stored`,
   };

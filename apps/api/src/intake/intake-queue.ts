@@ -82,7 +82,7 @@ export class IntakeQueue implements OnApplicationShutdown {
     const args: (string | number)[] = [this.config.intake.idempotencyTtlSeconds, FAILED_JOB_RETENTION_SECONDS, jobId];
     for (const s of submissions) {
       const pending = this.keys.pending(s.reading.id);
-      keys.push(pending, s.idempotencyKey ? this.keys.idempotency(s.scope, s.idempotencyKey) : pending);
+      keys.push(pending, s.idempotencyKey ? this.keys.idempotency(s.reading.id) : pending);
       args.push(s.idempotencyKey ? s.fingerprint : '');
     }
     const conflicts = new Set((await CLAIM_READINGS.run(this.redis, keys, args)) as number[]);

@@ -8,6 +8,7 @@ import {
   type ReadingStore,
   type RetryNotice,
   type RowToStore,
+  type StoredValues,
   type StoreTransaction,
   TransactionRetriesExhaustedError,
   type TransactionRetryPolicy,
@@ -32,6 +33,20 @@ export interface WriteOutcome {
   failed: FailedOutcome[];
   /** Readings repeated inside the batch, collapsed before the statement. */
   collapsed: number;
+}
+
+const numberOrNull = (text: string | null) => (text === null ? null : Number(text));
+
+/** The values a client chose, compared as the database holds them (numeric text, timestamptz). */
+function holdsSameValues(row: StoredValues, r: QueuedReading): boolean {
+  return (
+    row.meter_id === r.meterId &&
+    (row.account_id ?? null) === (r.accountId ?? null) &&
+    row.read_at.getTime() === Date.parse(r.readAt) &&
+    Number(row.t1) === r.values.t1 &&
+    numberOrNull(row.t2) === (r.values.t2 ?? null) &&
+    numberOrNull(row.t3) === (r.values.t3 ?? null)
+  );
 }
 
 export interface BatchWriterOptions {
@@ -105,7 +120,9 @@ export class BatchWriter {
     try {
       outcome = await this.transaction(async (tx) => {
         const toStore = await this.store.withFlags(tx, rows, this.options.spikeKwhPerDay);
-        return this.outcomeOf(toStore, await this.store.insert(tx, toStore), []);
+        const inserted = await this.store.insert(tx, toStore);
+        const { kept, failed } = await this.refuseLateConflicts(tx, toStore, inserted);
+        return this.outcomeOf(kept, inserted, failed);
       });
     } catch (err) {
       if (classifyDbError(err) !== 'data') throw err;
@@ -170,11 +187,33 @@ export class BatchWriter {
         })),
       );
     }
-    return this.outcomeOf(
-      stored,
-      inserted,
-      failures.map((f) => ({ id: f.reading.id, reason: f.reason })),
+    const { kept, failed } = await this.refuseLateConflicts(tx, stored, inserted);
+    return this.outcomeOf(kept, inserted, [...failures.map((f) => ({ id: f.reading.id, reason: f.reason })), ...failed]);
+  }
+
+  /**
+   * A keyed reading whose id was already stored with other values: its client reused an
+   * Idempotency-Key after Redis forgot it (IDEMPOTENCY_TTL_SECONDS), so the API could not answer
+   * 409 and acknowledged it. The stored row keeps its first values; the newer reading is recorded
+   * in failed_readings with the reason, so the 202 still ends as a visible failure, never as
+   * nothing. A redelivered job or an honest resend has the same values and passes. Costs a query
+   * only when the insert skipped a row.
+   */
+  private async refuseLateConflicts(tx: StoreTransaction, rows: readonly RowToStore[], inserted: readonly { id: string }[]): Promise<{ kept: RowToStore[]; failed: FailedOutcome[] }> {
+    if (inserted.length === rows.length) return { kept: [...rows], failed: [] };
+    const insertedIds = new Set(inserted.map((r) => r.id));
+    const skipped = rows.filter((r) => !insertedIds.has(r.reading.id));
+    const stored = new Map((await this.store.storedValues(tx, skipped.map((r) => r.reading.id))).map((v) => [v.id, v]));
+    const conflicting = new Set(skipped.filter((r) => stored.has(r.reading.id) && !holdsSameValues(stored.get(r.reading.id)!, r.reading)).map((r) => r.reading.id));
+    if (conflicting.size === 0) return { kept: [...rows], failed: [] };
+    const reason = 'idempotency key reused with different values after the idempotency window; the reading stored under this key keeps its first values';
+    const refused = rows.filter((r) => conflicting.has(r.reading.id));
+    for (const r of refused) this.logger.error({ readingId: r.reading.id, requestId: r.reading.requestId, reason }, 'late idempotency conflict recorded as failed');
+    await this.store.recordFailures(
+      tx,
+      refused.map((r) => ({ id: r.reading.id, meterId: JSON.stringify(r.reading.meterId).slice(1, -1), payload: JSON.stringify(r.reading), reason, sqlstate: null })),
     );
+    return { kept: rows.filter((r) => !conflicting.has(r.reading.id)), failed: refused.map((r) => ({ id: r.reading.id, reason })) };
   }
 
   private outcomeOf(rows: readonly RowToStore[], inserted: { id: string; stored_at: Date }[], failed: FailedOutcome[]): WriteOutcome {
