@@ -86,6 +86,16 @@ const apis = [];
 const writers = [];
 /** Parts being scaled down: out of nginx and the lists, still running until they have drained. */
 const retiring = new Set();
+/** Replicas stopped by someone else: out of nginx while they drain and restart, still in `apis`. */
+const outOfRotation = new Set();
+const inRotation = () => apis.filter((a) => !outOfRotation.has(a));
+let nginxUpdates = Promise.resolve();
+/** One nginx reload at a time, always with the current list. */
+function reloadNginx() {
+  const update = nginxUpdates.then(() => nginx.setUpstreams(inRotation()));
+  nginxUpdates = update.catch(() => undefined);
+  return update;
+}
 let nextApi = 1;
 let nextWriter = 1;
 // A part's port is free when chosen but bound only when the part listens: freePort skips every
@@ -262,11 +272,49 @@ async function startPart(kind) {
     log,
     // Every spawn (the first and each restart) goes into the table at once, for the guardian.
     onSpawn: () => saveProcessTable(),
+    ...(kind === 'api' ? { onMessage: onReplicaMessage } : {}),
   });
   proc.port = port;
   (kind === 'api' ? apis : writers).push(proc);
   proc.start();
   return proc;
+}
+
+/**
+ * A replica about to close (apps/api/src/main.ts) says `draining` and waits for `out-of-rotation`
+ * before it stops listening. When the supervisor itself is stopping it (scale-down, shutdown) it is
+ * out of nginx already and the answer comes at once. When someone else sent the SIGTERM (an
+ * operator, a process manager), it leaves nginx first, as in a scale-down, so that no request
+ * reaches a closing server; the supervisor then restarts it (an exit it did not ask for) and puts it
+ * back once it is ready. The last replica in nginx stays in: better a few refused requests than none served.
+ */
+async function onReplicaMessage(part, child, message) {
+  if (message?.type !== 'draining') return;
+  const answer = () => part.tell(child, { type: 'out-of-rotation' });
+  if (shuttingDown || retiring.has(part) || !apis.includes(part) || outOfRotation.has(part)) return answer();
+  if (inRotation().length <= 1) {
+    log(`${part.name} is stopping (SIGTERM from outside the supervisor) but is the only replica in nginx: it stays in`);
+    return answer();
+  }
+  outOfRotation.add(part);
+  try {
+    await reloadNginx();
+    log(`${part.name} is stopping (SIGTERM from outside the supervisor): out of nginx before it closes; it will be restarted`);
+  } catch (err) {
+    log(`${part.name}: could not take it out of nginx: ${err.message}`);
+  }
+  answer();
+  try {
+    await part.exited;
+    await part.waitReady();
+  } catch (err) {
+    log(`${part.name} did not come back: ${err.message}`);
+  } finally {
+    outOfRotation.delete(part);
+  }
+  if (!shuttingDown && apis.includes(part)) {
+    await reloadNginx().then(() => log(`${part.name} restarted and back in nginx`), (err) => log(`${part.name}: could not put it back into nginx: ${err.message}`));
+  }
 }
 
 async function status() {
@@ -321,12 +369,12 @@ function scale(target) {
     while (target.api !== undefined && apis.length < target.api) {
       await readyOrRemoved(await startPart('api'), apis);
       const api = apis.at(-1);
-      await nginx.setUpstreams(apis);
+      await reloadNginx();
       log(`scaled up: ${api.name} on port ${api.port} joined nginx`);
     }
     while (target.api !== undefined && apis.length > target.api) {
       const api = apis.pop();
-      await retire(api, () => nginx.setUpstreams(apis));
+      await retire(api, () => reloadNginx());
       log(`scaled down: ${api.name} left nginx, drained and stopped`);
     }
     while (target.writers !== undefined && writers.length < target.writers) {
@@ -457,7 +505,7 @@ watchdog = setInterval(async () => {
       } catch {
         // nothing left of the old group
       }
-      await nginx.start(apis);
+      await nginx.start(inRotation());
       saveProcessTable();
     }
     if (!shuttingDown && !stack.redis.running && !held.has('redis')) {

@@ -6,8 +6,12 @@ import { root } from '../lib/setup.mjs';
 import { waitFor } from '../lib/stack.mjs';
 
 export class Supervised {
-  constructor({ name, entry, env, healthUrl, logFile, log, onSpawn }) {
-    Object.assign(this, { name, entry, env, healthUrl, logFile, log, onSpawn, restarts: 0, stopping: false });
+  /**
+   * `onMessage`: the child gets an IPC channel, and what it sends arrives here (an API replica
+   * told to stop by someone else asks to be taken out of nginx first).
+   */
+  constructor({ name, entry, env, healthUrl, logFile, log, onSpawn, onMessage }) {
+    Object.assign(this, { name, entry, env, healthUrl, logFile, log, onSpawn, onMessage, restarts: 0, stopping: false });
   }
 
   start() {
@@ -19,8 +23,15 @@ export class Supervised {
     // bench/experiments/per-job-cost.mjs; NODE_OPTIONS may not carry --cpu-prof).
     const profile = process.env.MI_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MI_CPU_PROF_DIR}`] : [];
     // detached: a terminal Ctrl-C reaches only the supervisor, which stops the parts in order.
-    this.child = spawn(process.execPath, [...profile, this.entry], { cwd: root, env: this.env, stdio: ['ignore', out, out], detached: true });
+    const stdio = this.onMessage ? ['ignore', out, out, 'ipc'] : ['ignore', out, out];
+    this.child = spawn(process.execPath, [...profile, this.entry], { cwd: root, env: this.env, stdio, detached: true });
     closeSync(out);
+    if (this.onMessage) {
+      const child = this.child;
+      child.on('message', (message) => this.onMessage(this, child, message));
+      // A child that exits mid-send must not take the supervisor with it.
+      child.on('error', (err) => this.log(`${this.name}: ${err.message}`));
+    }
     this.startedAt = Date.now();
     this.onSpawn?.(this);
     this.exited = new Promise((resolve) => {
@@ -70,6 +81,11 @@ export class Supervised {
     this.stopping = true;
     clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+  }
+
+  /** Answers the child over its IPC channel, if it is still there. */
+  tell(child, message) {
+    if (child.connected) child.send(message, (err) => err && this.log(`${this.name}: could not answer over IPC: ${err.message}`));
   }
 
   /** SIGTERM, then SIGKILL after `timeoutMs`. The apps drain on SIGTERM. */

@@ -7,7 +7,7 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { READINGS_QUEUE } from '#libs/queue';
 import { PgInstance, waitFor } from '../../scripts/lib/stack.mjs';
-import { type Cluster, startCluster, steadyLoad } from '../support/cluster.js';
+import { type Cluster, ledgerOfLoad, startCluster, steadyLoad } from '../support/cluster.js';
 import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 
@@ -27,11 +27,6 @@ function rawGet(base: string, path: string, headers: Record<string, string> = {}
   });
 }
 
-function ledgerOf(results: Awaited<ReturnType<typeof steadyLoad>>): Ledger {
-  const ledger = new Ledger();
-  for (const r of results) ledger.record({ body: r.body, valid: true, outcome: r.status === 0 ? 'indeterminate' : outcomeOf(r.status), status: r.status, id: r.id });
-  return ledger;
-}
 
 describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
   let cluster: Cluster;
@@ -104,7 +99,7 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     const inFlightAtKill = results.filter((r) => r.sentAt <= killedAt + 50 && r.doneAt >= killedAt - 50).length;
     console.log(`replica SIGKILLed: ${failed.length} of the ${inFlightAtKill} requests in flight at the kill failed (502/503)`);
     expect(results.filter((r) => r.status === 202).length).toBeGreaterThan(700);
-    const v = await verifyLedger(before.postgres.primary, ledgerOf(results), prefix);
+    const v = await verifyLedger(before.postgres.primary, ledgerOfLoad(results), prefix);
     expect(v.lost).toEqual([]);
     expect(v.duplicated).toEqual([]);
     await waitFor('the supervisor to restart the replica', async () => {
@@ -136,7 +131,7 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     const servedBy = new Set(results.map((r) => r.servedBy));
     expect(servedBy.size).toBeGreaterThanOrEqual(3);
     expect(results.filter((r) => r.status !== 202).map((r) => `${r.status} ${r.error ?? ''}`)).toEqual([]);
-    const v = await verifyLedger(cluster.table().postgres.primary, ledgerOf(results), prefix);
+    const v = await verifyLedger(cluster.table().postgres.primary, ledgerOfLoad(results), prefix);
     expect(v.lost).toEqual([]);
     await cluster.scale({ api: 3 });
   });
@@ -284,7 +279,7 @@ describe('limits and shutdown of a second cluster', () => {
     cluster.child.kill('SIGTERM');
     const results = await load;
     expect(await cluster.exited).toBe(0);
-    const ledger = ledgerOf(results);
+    const ledger = ledgerOfLoad(results);
     expect(ledger.acknowledged().length).toBeGreaterThan(100);
     // Everything is stopped now: bring the primary back alone to check what it stored.
     const primary = new PgInstance('primary', `${cluster.dir}/pg-primary`, cluster.pgPort, `${cluster.dir}/sockets`, `${cluster.dir}/logs/pg-check.log`);

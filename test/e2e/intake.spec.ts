@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -181,6 +181,24 @@ describe('intake end to end: API and writer as separate processes', () => {
   });
 
   it('reports queued, stored and unknown ids', async () => {
+    const meterId = testRunPrefix('status');
+    const body = { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 42.5 } };
+    // With the writer paused, a reading can only be queued: the status must say so.
+    writer.child.kill('SIGSTOP');
+    let id: string;
+    try {
+      const res = await postJson(`${api.url}/v1/readings`, body);
+      expect(res.status).toBe(202);
+      id = res.json.id as string;
+      const queued = await getJson(`${api.url}/v1/readings/${id}`);
+      expect(queued.status).toBe(200);
+      expect(queued.json).toMatchObject({ id, status: 'queued' });
+    } finally {
+      writer.child.kill('SIGCONT');
+    }
+    await waitFor('the reading to be stored', async () => (await getJson(`${api.url}/v1/readings/${id}`)).json.status === 'stored', 20_000);
+    const stored = await getJson(`${api.url}/v1/readings/${id}`);
+    expect(stored.json).toMatchObject({ id, status: 'stored', meterId, values: { t1: 42.5 }, readAt: body.readAt });
     const missing = await getJson(`${api.url}/v1/readings/00000000-0000-4000-8000-000000000000`);
     expect(missing.status).toBe(404);
     expect(missing.json.error.code).toBe('not_found');
@@ -286,13 +304,31 @@ describe('intake end to end: API and writer as separate processes', () => {
     expect(writerMetrics).toContain('writer_write_duration_seconds_bucket');
   });
 
+  it('refuses more than 100 headers with 431 naming them (behind nginx the edge refuses first; here the replica itself)', async () => {
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 150; i++) headers[`x-h${i}`] = 'v';
+    const res = await postJson(`${api.url}/v1/readings`, { meterId: testRunPrefix('headers'), readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 1 } }, headers);
+    expect(res.status).toBe(431);
+    expect(res.json.error).toMatchObject({ code: 'headers_too_large', details: [{ path: 'headers' }] });
+    const few = await postJson(`${api.url}/v1/readings`, { meterId: testRunPrefix('headers'), readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 1 } }, { 'x-a': '1' });
+    expect(few.status).toBe(202);
+  });
+
   it('carries the request id from the request into the stored row and the logs', async () => {
+    // The request log is off by default (LOG_REQUESTS); a replica with it on shows the id there.
+    const logged = await startApi({ ...env, LOG_REQUESTS: 'true' }, logDir, 'api-request-log');
     const requestId = `trace-${newKey()}`;
     const meterId = testRunPrefix('trace');
-    const res = await postJson(`${api.url}/v1/readings?wait=true`, { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 1 } }, { 'x-request-id': requestId });
-    expect(res.status).toBe(201);
-    expect(res.headers.get('x-request-id')).toBe(requestId);
-    const stored = await withDb(stack.databaseUrl, async (c) => (await c.query('SELECT request_id FROM readings WHERE id = $1', [res.json.id])).rows[0]);
-    expect(stored.request_id).toBe(requestId);
+    try {
+      const res = await postJson(`${logged.url}/v1/readings?wait=true`, { meterId, readAt: new Date(Date.now() - 60_000).toISOString(), values: { t1: 1 } }, { 'x-request-id': requestId });
+      expect(res.status).toBe(201);
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      const stored = await withDb(stack.databaseUrl, async (c) => (await c.query('SELECT request_id FROM readings WHERE id = $1', [res.json.id])).rows[0]);
+      expect(stored.request_id).toBe(requestId);
+    } finally {
+      await logged.stop();
+    }
+    const lines = readFileSync(logged.logFile, 'utf8').split('\n').filter((l) => l.includes(requestId)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ msg: 'request', requestId, method: 'POST', route: '/v1/readings', status: 201 })]);
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { control } from '../../scripts/cluster/control-client.mjs';
 import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
 import { authHeaders, registerClient, testKey } from './auth.js';
+import { Ledger, outcomeOf } from './ledger.js';
 
 export { control };
 
@@ -48,6 +49,8 @@ export interface Cluster {
   table(): ProcessTable;
   status(): Promise<ProcessTable>;
   scale(target: { api?: number; writers?: number }): Promise<ProcessTable>;
+  /** An outage drill: the part stays down (the watchdog leaves it) until started again. */
+  drill(part: 'postgres' | 'redis', action: 'stop' | 'start'): Promise<unknown>;
   /** SIGTERM to the supervisor, then the data folder is removed (unless `keepData`, or KEEP_TEST_DATA is set). */
   stop(opts?: { keepData?: boolean }): Promise<number | string | null>;
 }
@@ -103,6 +106,7 @@ export async function startCluster(opts: { api: number; writers: number; env?: R
     table: () => JSON.parse(readFileSync(tableFile, 'utf8')) as ProcessTable,
     status: () => control<ProcessTable>(socket, 'GET', '/status'),
     scale: (target) => control<ProcessTable>(socket, 'POST', '/scale', target),
+    drill: (part, action) => control(socket, 'POST', `/${action}/${part}`),
     async stop(stopOpts) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
@@ -157,4 +161,11 @@ export async function steadyLoad(url: string, ratePerSecond: number, durationMs:
   }
   await Promise.all(pending);
   return results;
+}
+
+/** The ledger of a steady load: no answer at all is indeterminate, like a 5xx. */
+export function ledgerOfLoad(results: LoadResult[]): Ledger {
+  const ledger = new Ledger();
+  for (const r of results) ledger.record({ body: r.body, valid: true, outcome: r.status === 0 ? 'indeterminate' : outcomeOf(r.status), status: r.status, id: r.id });
+  return ledger;
 }

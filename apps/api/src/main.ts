@@ -20,6 +20,55 @@ const metrics = apiMetrics(registry);
 
 /** How long a starting replica waits for Redis and the database before it listens anyway. */
 const DEPENDENCY_WAIT_MS = 5_000;
+/** How long a stopping replica waits for its supervisor to take it out of nginx before it closes anyway. */
+const ROTATION_WAIT_MS = 10_000;
+
+/**
+ * Started by the native cluster's supervisor (an IPC channel is there), a replica told to stop
+ * asks to be taken out of nginx first and keeps serving until that is done: a closing server
+ * would refuse requests nginx had already sent it (503, or a reset for a connection still in the
+ * listen queue). Without a supervisor (compose, Kubernetes) this returns at once; there the
+ * orchestrator removes the replica from its endpoints, or a preStop delay covers it.
+ */
+async function leaveRotation(): Promise<void> {
+  if (!process.send || !process.connected) return;
+  const left = new Promise<boolean>((resolve) => {
+    const onMessage = (message: unknown) => {
+      if ((message as { type?: unknown } | null)?.type !== 'out-of-rotation') return;
+      process.off('message', onMessage);
+      resolve(true);
+    };
+    process.on('message', onMessage);
+  });
+  process.send({ type: 'draining' });
+  const answered = await Promise.race([left, sleep(ROTATION_WAIT_MS).then(() => false)]);
+  if (!answered) logger.warn({ waitedMs: ROTATION_WAIT_MS }, 'the supervisor did not confirm this replica left nginx; closing anyway');
+}
+
+/** SIGTERM or SIGINT: out of rotation, then Nest's shutdown hooks (the queue and pools close), then exit. */
+function closeOnSignals(app: NestFastifyApplication): void {
+  let closing = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (closing) return;
+      closing = true;
+      logger.info({ signal }, 'stopping');
+      void leaveRotation()
+        .then(() => app.close())
+        .then(
+          // process.exit(), not the signal: the 'exit' event fires and pino writes out the last
+          // lines it still holds (a process ended by its own signal loses them).
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err: String(err) }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+    });
+  }
+  // The IPC channel must not keep a finished process alive.
+  process.channel?.unref();
+}
 
 /**
  * A replica gets requests as soon as it accepts connections: under Docker Compose its address is
@@ -51,10 +100,9 @@ async function bootstrap(): Promise<void> {
   const adapter = new FastifyAdapter(fastifyOptions(config));
   configureFastify(adapter.getInstance(), config, metrics, logger);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot({ config, logger, registry, metrics }), adapter, { logger: new NestJsonLogger(logger), bodyParser: false });
-  // useProcessExit: after the hooks, exit through process.exit() rather than re-raising the
-  // signal, so that the 'exit' event fires and pino writes out the last lines it still holds
-  // (a process ended by its own signal loses them: "drained" went missing that way).
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  // Nest's hooks run on app.close(); the signals are handled here, so that the replica leaves
+  // nginx before it stops listening.
+  closeOnSignals(app);
   await app.init(); // starts the background database connection (DatabaseConnector)
   await waitForDependencies(app);
   await app.listen({ port: config.http.port, host: config.http.host });

@@ -1,10 +1,17 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { AppConfig } from '#libs/config';
 import type { ApiMetrics, Logger } from '#libs/observability';
 import { EventLoopMonitor } from '../intake/event-loop.monitor.js';
-import { errorBody } from './api-error.js';
+import { ApiError, errorBody } from './api-error.js';
+
+/**
+ * More headers than any client of this API sends (a browser sends about 20). nginx limits their
+ * bytes, not their number, so 1,000 tiny headers would pass it; the replica refuses them here.
+ */
+export const MAX_REQUEST_HEADERS = 100;
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -61,11 +68,30 @@ export function configureFastify(app: FastifyInstance, config: AppConfig, metric
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.http.bodyLimitBytes }, app.getDefaultJsonParser('error', 'error'));
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.http.bodyLimitBytes }, (request, body: Buffer, done) => {
+    // Bodies are never decompressed (so a gzip bomb cannot expand here): say so instead of
+    // failing to parse the compressed bytes as JSON.
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') {
+      done(new ApiError(415, 'unsupported_media_type', 'request bodies are not decompressed; send plain JSON', [{ path: 'Content-Encoding', message: `${String(encoding).slice(0, 40)} is not supported` }]), undefined);
+      return;
+    }
+    // Decoding would replace invalid bytes with U+FFFD and validate something the client did not send.
+    if (!isUtf8(body)) {
+      done(new ApiError(400, 'invalid_utf8', 'the body is not valid UTF-8', [{ path: '$', message: 'contains bytes that are not UTF-8' }]), undefined);
+      return;
+    }
+    void parseJson(request, body.toString('utf8'), done);
+  });
 
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     if (config.http.replicaName) void reply.header('x-served-by', config.http.replicaName);
+    if (request.raw.rawHeaders.length > 2 * MAX_REQUEST_HEADERS) {
+      void reply.status(431).send(errorBody('headers_too_large', `a request carries at most ${MAX_REQUEST_HEADERS} headers`, [{ path: 'headers', message: `${request.raw.rawHeaders.length / 2} headers` }]));
+      return;
+    }
     // Saturated: refuse new readings before their bodies are read, cheaply and visibly.
     if (request.method === 'POST' && loop.overloaded) {
       metrics.shed.inc({ reason: 'event_loop' });
