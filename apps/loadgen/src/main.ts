@@ -30,6 +30,9 @@ const USAGE = `usage: loadgen [run] --url URL --rate R --duration S [options]
   --max-connections N  connections at most (default: --max-in-flight); past it requests wait for
                        a free one, their latency still counted from the intended send time
   --seed N             PRNG seed (default: random)
+  --resolve-indeterminate  after the run, resend every valid reading whose answer was a 5xx or
+                       none, with its own key, until each gets a definite answer (bounded by
+                       --resolve-timeout S, default 120): a resend converges on the same id
   --verify             after the run, wait for the queue to drain and check the database
   --database-url URL   primary to verify against (or DATABASE_URL)
   --drain-timeout S    bound on the wait for the writers (default 120)
@@ -61,6 +64,8 @@ const { values: o, positionals } = parseArgs({
     seed: { type: 'string' },
     'run-id': { type: 'string' },
     verify: { type: 'boolean', default: false },
+    'resolve-indeterminate': { type: 'boolean', default: false },
+    'resolve-timeout': { type: 'string', default: '120' },
     'database-url': { type: 'string', default: process.env.DATABASE_URL },
     'metrics-url': { type: 'string' },
     'api-key': { type: 'string', default: process.env.MI_API_KEY },
@@ -162,6 +167,48 @@ async function verifyCommand(): Promise<void> {
   process.exit(report.ok ? 0 : 1);
 }
 
+/**
+ * The ledger's third rule: an indeterminate answer (5xx, none) is resolved by resending the same
+ * reading with the same key until the answer is definite. A single is resent as it was; a batch
+ * item as a single whose Idempotency-Key is its submissionId, which names the same reading id.
+ * 429 and 5xx are tried again every 2 s, within `timeoutMs`.
+ */
+async function resolveIndeterminate(client: HttpClient, ledger: Ledger, bodies: Map<LedgerReading, string>, timeoutMs: number) {
+  const open = ledger.readings.filter((r) => r.valid && r.outcome === 'indeterminate');
+  // A 4xx to a resend is not "rejected": the first attempt may be stored. It stays indeterminate
+  // and is counted, since a valid reading resent with its own key should never get one.
+  const result = { resent: open.length, acknowledged: 0, refusedOnResend: 0, stillIndeterminate: 0, rounds: 0 };
+  if (open.length === 0) return result;
+  progress(`resolving ${open.length} indeterminate readings by resending each with its own key`);
+  const deadline = Date.now() + timeoutMs;
+  let left = open;
+  while (left.length > 0 && Date.now() < deadline) {
+    result.rounds++;
+    const again: LedgerReading[] = [];
+    for (let i = 0; i < left.length; i += 32) {
+      await Promise.all(
+        left.slice(i, i + 32).map(async (reading) => {
+          const res = await client.send('POST', '/v1/readings', bodies.get(reading), { 'idempotency-key': reading.key });
+          if (res.status === 201 || res.status === 202) {
+            reading.id = (JSON.parse(res.body) as { id: string }).id;
+            reading.outcome = 'acknowledged';
+            result.acknowledged++;
+          } else if (res.status >= 400 && res.status < 500 && res.status !== 429) {
+            result.refusedOnResend++;
+          } else {
+            again.push(reading);
+          }
+        }),
+      );
+    }
+    left = again;
+    if (left.length > 0) await sleep(2_000);
+  }
+  result.stillIndeterminate = left.length;
+  progress(`resolution: ${result.acknowledged} acknowledged, ${result.refusedOnResend} refused (4xx), ${result.stillIndeterminate} still indeterminate after ${result.rounds} rounds`);
+  return result;
+}
+
 async function runCommand(): Promise<void> {
   if (!LOAD_MODES.includes(o.mode as LoadMode)) {
     console.error(`--mode must be one of ${LOAD_MODES.join(', ')}`);
@@ -204,6 +251,8 @@ async function runCommand(): Promise<void> {
   }
   const ledger = new Ledger();
   const sentSingles: { body: string; key: string; reading: LedgerReading }[] = [];
+  /** What was sent for each reading (a batch item without its submissionId), for --resolve-indeterminate. */
+  const bodies = o['resolve-indeterminate'] ? new Map<LedgerReading, string>() : undefined;
   const total = expectedRequests(profile);
   let inFlight = 0;
   let clientOverloaded = 0;
@@ -231,6 +280,7 @@ async function runCommand(): Promise<void> {
       reading = { meterId: r.meterId, readAt: r.readAt, values: r.values, valid, key, outcome: 'indeterminate' };
       ledger.recordReading(reading);
       sentSingles.push({ body, key, reading });
+      bodies?.set(reading, body);
     }
     return client.send('POST', '/v1/readings', body, { 'idempotency-key': key }).then((res) => {
       ledger.recordRequest({ status: res.status, latencyMs: performance.now() - intended, readings: 1, retryAfter: res.headers['retry-after'] !== undefined });
@@ -258,6 +308,7 @@ async function runCommand(): Promise<void> {
     const readings = items.map((it) => {
       const reading: LedgerReading = { meterId: it.r.meterId, readAt: it.r.readAt, values: it.r.values, valid: it.valid, key: it.key, outcome: 'indeterminate' };
       ledger.recordReading(reading);
+      bodies?.set(reading, JSON.stringify(it.valid ? it.r : model.invalid(it.r)));
       return reading;
     });
     return client.send('POST', '/v1/readings/batch', JSON.stringify({ readings: items.map((it) => it.payload) })).then((res) => {
@@ -304,6 +355,7 @@ async function runCommand(): Promise<void> {
   }
   await Promise.all([...pending]);
   const elapsedMs = performance.now() - start;
+  const resolution = bodies ? await resolveIndeterminate(client, ledger, bodies, num('resolve-timeout', 1, 86_400) * 1000) : undefined;
   client.close();
   // Marks the benchmark harness reads to split CPU between the load and the drain.
   progress(`load finished after ${Math.round(elapsedMs)} ms`);
@@ -316,6 +368,7 @@ async function runCommand(): Promise<void> {
     achievedRequestsPerSec: Math.round((ledger.requests * 1000) / elapsedMs),
     clientOverloaded,
     resendMismatch,
+    ...(resolution ? { resolution } : {}),
     ...ledger.summary(),
   };
   if (o.ledger) {
@@ -346,7 +399,8 @@ async function runCommand(): Promise<void> {
     printReport(verify);
   }
   if (o.json) console.log(JSON.stringify({ ...summary, verify }, null, 2));
-  const failed = (verify && !verify.ok) || summary.readings.invalidAcknowledged > 0 || resendMismatch > 0;
+  const unresolved = resolution !== undefined && (resolution.stillIndeterminate > 0 || resolution.refusedOnResend > 0);
+  const failed = (verify && !verify.ok) || summary.readings.invalidAcknowledged > 0 || resendMismatch > 0 || unresolved;
   process.exit(failed ? 1 : 0);
 }
 
