@@ -76,3 +76,49 @@ export function plotThroughputLatency({ title, xLabel, yLabel, series, vlines = 
   c.text(W - M.right + 20, legendY + 30, 'THE RULE', AXIS, 2);
   return c.toPng();
 }
+
+/** Linear ticks at a round step, about `count` of them. */
+function linearTicks(min, max, count = 6) {
+  const raw = (max - min) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw || 1));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const ticks = [];
+  for (let t = Math.ceil(min / step) * step; t <= max + 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+/**
+ * Values over time on linear axes (the soak's memory and queue depth): series as
+ * [{ name, color, points: [{ x: seconds, y }] }]; the y axis starts at 0, so a flat line looks flat.
+ */
+export function plotTimeSeries({ title, xLabel, yLabel, series }) {
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  const ys = series.flatMap((s) => s.points.map((p) => p.y));
+  const xMax = Math.max(...xs, 1);
+  const yMax = Math.max(...ys, 1) * 1.1;
+  const px = (x) => M.left + (x / xMax) * (W - M.left - M.right);
+  const py = (y) => H - M.bottom - (y / yMax) * (H - M.top - M.bottom);
+  const c = new Canvas(W, H);
+  for (const t of linearTicks(0, xMax)) {
+    c.line(px(t), M.top, px(t), H - M.bottom, GRID);
+    c.text(px(t) - Canvas.textWidth(String(t)) / 2, H - M.bottom + 8, String(t), AXIS);
+  }
+  for (const t of linearTicks(0, yMax)) {
+    c.line(M.left, py(t), W - M.right, py(t), GRID);
+    c.text(M.left - Canvas.textWidth(fmt(t)) - 8, py(t) - 7, fmt(t), AXIS);
+  }
+  c.line(M.left, H - M.bottom, W - M.right, H - M.bottom, AXIS, 2);
+  c.line(M.left, M.top, M.left, H - M.bottom, AXIS, 2);
+  c.text(M.left, 12, title, [0, 0, 0]);
+  c.text(M.left + (W - M.left - M.right) / 2 - Canvas.textWidth(xLabel) / 2, H - 40, xLabel, AXIS);
+  c.text(10, M.top - 28, yLabel, AXIS);
+  let legendY = M.top;
+  for (const s of series) {
+    const pts = [...s.points].sort((a, b) => a.x - b.x);
+    for (let i = 1; i < pts.length; i++) c.line(px(pts[i - 1].x), py(pts[i - 1].y), px(pts[i].x), py(pts[i].y), s.color, 2);
+    c.line(W - M.right + 20, legendY + 7, W - M.right + 50, legendY + 7, s.color, 3);
+    c.text(W - M.right + 58, legendY, s.name.slice(0, 19), s.color, 2);
+    legendY += 26;
+  }
+  return c.toPng();
+}
