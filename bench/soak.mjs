@@ -14,13 +14,11 @@
 // default. Results: soak.json, soak.md and three plots in --out (default
 // bench/results/soak-<date>).
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from '../scripts/lib/setup.mjs';
-import { freePort } from '../scripts/lib/stack.mjs';
 import { BenchCluster } from './lib/cluster.mjs';
 import { plotTimeSeries } from './lib/plot.mjs';
 
@@ -48,15 +46,8 @@ ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'openssl']);
 ensureBuilt();
 const { Redis } = await import('ioredis');
 
-const work = mkdtempSync(join(tmpdir(), 'mi-soak-'));
-chmodSync(work, 0o755);
-const cluster = new BenchCluster({
-  dataDir: join(work, 'cluster'),
-  ports: { nginx: await freePort(), pg: await freePort(), replica: await freePort(), redis: await freePort() },
-  apis: 2,
-  writers: 1,
-  logFile: join(work, 'supervisor.log'),
-});
+const cluster = await BenchCluster.inTempFolder('mi-soak-', { apis: 2, writers: 1 });
+const { work } = cluster;
 
 function loadgen(args) {
   return new Promise((resolve) => {

@@ -13,14 +13,13 @@
 // are scaled to 0 so acknowledged jobs wait in Redis, Redis is killed; the run passes only if the
 // checker reports the loss (docs/FAULTS.md).
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BenchCluster } from '../bench/lib/cluster.mjs';
 import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from './lib/setup.mjs';
-import { freePort, waitFor } from './lib/stack.mjs';
+import { waitFor } from './lib/stack.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -153,15 +152,8 @@ ensureDependencies();
 ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'openssl']);
 ensureBuilt();
 
-const work = mkdtempSync(join(tmpdir(), 'mi-chaos-'));
-chmodSync(work, 0o755);
-const cluster = new BenchCluster({
-  dataDir: join(work, 'cluster'),
-  ports: { nginx: await freePort(), pg: await freePort(), replica: await freePort(), redis: await freePort() },
-  apis: 2,
-  writers: 2,
-  logFile: join(work, 'supervisor.log'),
-});
+const cluster = await BenchCluster.inTempFolder('mi-chaos-', { apis: 2, writers: 2 });
+const { work } = cluster;
 // Short job locks, so that a killed or paused writer's jobs come back within seconds and the
 // drain after the run is bounded (the default 30 s lock + 30 s check would be a minute each).
 const clusterEnv = { WRITER_LOCK_DURATION_MS: '5000', WRITER_STALLED_INTERVAL_MS: '2000', DB_STATEMENT_TIMEOUT_MS: '4000', WRITER_MAX_STALLED_COUNT: '100' };

@@ -10,11 +10,8 @@
 // ENV=VALUE pairs in MI_EXTRA_ENV (space separated) go to the cluster, so a setting can be
 // compared; MI_CPU_PROF_DIR=<dir> profiles every replica and writer (scripts/cluster/supervised.mjs).
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { root } from '../../scripts/lib/setup.mjs';
-import { freePort } from '../../scripts/lib/stack.mjs';
 import { BenchCluster } from '../lib/cluster.mjs';
 import { componentCpu, cpuDelta } from '../lib/cpu.mjs';
 
@@ -25,15 +22,8 @@ const extraEnv = Object.fromEntries((process.env.MI_EXTRA_ENV ?? '').split(' ').
 const { default: Redis } = await import('ioredis');
 const noop = process.env.MI_MODE === 'noop';
 
-const work = mkdtempSync(join(tmpdir(), 'mi-perjob-'));
-chmodSync(work, 0o755);
-const cluster = new BenchCluster({
-  dataDir: join(work, 'cluster'),
-  ports: { nginx: await freePort(), pg: await freePort(), replica: await freePort(), redis: await freePort() },
-  apis: 2,
-  writers: 1,
-  logFile: join(work, 'supervisor.log'),
-});
+const cluster = await BenchCluster.inTempFolder('mi-perjob-', { apis: 2, writers: 1 });
+const { work } = cluster;
 
 async function commandStats(redis) {
   const text = await redis.info('commandstats');

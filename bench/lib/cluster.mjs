@@ -2,13 +2,14 @@
 // as a child process on free ports in a temp folder, restarted with another INTAKE_MODE when a
 // step needs one. Its process table (cluster.json) names every pid the CPU accounting needs.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { control } from '../../scripts/cluster/control-client.mjs';
 import { httpsStatus } from '../../scripts/cluster/tls.mjs';
 import { root } from '../../scripts/lib/setup.mjs';
-import { waitFor } from '../../scripts/lib/stack.mjs';
+import { freePort, waitFor } from '../../scripts/lib/stack.mjs';
 
 /** A new client in the PostgreSQL database at `databaseUrl`, issued with the key manager operators use; returns its key. */
 export function issueClientKey({ databaseUrl, name, scopes }) {
@@ -25,6 +26,24 @@ export class BenchCluster {
   constructor({ dataDir, ports, apis, writers, logFile }) {
     Object.assign(this, { dataDir, ports, apis, writers, logFile });
     this.accessLog = join(dataDir, 'nginx', 'access.log');
+  }
+
+  /**
+   * A cluster to be started in a new temp folder (`work`, world-readable so PostgreSQL's user can
+   * enter it) on free ports: its data in work/cluster, the supervisor's log in work/supervisor.log.
+   */
+  static async inTempFolder(prefix, { apis, writers }) {
+    const work = mkdtempSync(join(tmpdir(), prefix));
+    chmodSync(work, 0o755);
+    const cluster = new BenchCluster({
+      dataDir: join(work, 'cluster'),
+      ports: { nginx: await freePort(), pg: await freePort(), replica: await freePort(), redis: await freePort() },
+      apis,
+      writers,
+      logFile: join(work, 'supervisor.log'),
+    });
+    cluster.work = work;
+    return cluster;
   }
 
   /** nginx's URL as the running cluster's table says it: https:// with NGINX_TLS=on. */

@@ -20,6 +20,25 @@ function niceLogTicks(min, max) {
 
 const fmt = (v) => (v >= 1000 ? `${v / 1000}K` : String(v));
 
+/** A canvas with the grid at the ticks, both axes, the title and the axis labels. */
+function frame({ title, xLabel, yLabel, xTicks, yTicks, px, py, xText }) {
+  const c = new Canvas(W, H);
+  for (const t of xTicks) {
+    c.line(px(t), M.top, px(t), H - M.bottom, GRID);
+    c.text(px(t) - Canvas.textWidth(xText(t)) / 2, H - M.bottom + 8, xText(t), AXIS);
+  }
+  for (const t of yTicks) {
+    c.line(M.left, py(t), W - M.right, py(t), GRID);
+    c.text(M.left - Canvas.textWidth(fmt(t)) - 8, py(t) - 7, fmt(t), AXIS);
+  }
+  c.line(M.left, H - M.bottom, W - M.right, H - M.bottom, AXIS, 2);
+  c.line(M.left, M.top, M.left, H - M.bottom, AXIS, 2);
+  c.text(M.left, 12, title, [0, 0, 0]);
+  c.text(M.left + (W - M.left - M.right) / 2 - Canvas.textWidth(xLabel) / 2, H - 40, xLabel, AXIS);
+  c.text(10, M.top - 28, yLabel, AXIS);
+  return c;
+}
+
 /**
  * series: [{ name, color: [r,g,b], points: [{ x, y, ok }] }] drawn as lines with dots (hollow when
  * the step failed the rule); vlines: [{ name, x, color }] (ceilings); hline: { name, y } (the rule).
@@ -34,20 +53,7 @@ export function plotThroughputLatency({ title, xLabel, yLabel, series, vlines = 
   const px = (x) => M.left + ((Math.log10(Math.max(x, xMin)) - Math.log10(xMin)) / (Math.log10(xMax) - Math.log10(xMin))) * (W - M.left - M.right);
   const py = (y) => H - M.bottom - ((Math.log10(Math.min(Math.max(y, yMin), yMax)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * (H - M.top - M.bottom);
 
-  const c = new Canvas(W, H);
-  for (const t of niceLogTicks(xMin, xMax)) {
-    c.line(px(t), M.top, px(t), H - M.bottom, GRID);
-    c.text(px(t) - Canvas.textWidth(fmt(t)) / 2, H - M.bottom + 8, fmt(t), AXIS);
-  }
-  for (const t of niceLogTicks(yMin, yMax)) {
-    c.line(M.left, py(t), W - M.right, py(t), GRID);
-    c.text(M.left - Canvas.textWidth(fmt(t)) - 8, py(t) - 7, fmt(t), AXIS);
-  }
-  c.line(M.left, H - M.bottom, W - M.right, H - M.bottom, AXIS, 2);
-  c.line(M.left, M.top, M.left, H - M.bottom, AXIS, 2);
-  c.text(M.left, 12, title, [0, 0, 0]);
-  c.text(M.left + (W - M.left - M.right) / 2 - Canvas.textWidth(xLabel) / 2, H - 40, xLabel, AXIS);
-  c.text(10, M.top - 28, yLabel, AXIS);
+  const c = frame({ title, xLabel, yLabel, xTicks: niceLogTicks(xMin, xMax), yTicks: niceLogTicks(yMin, yMax), px, py, xText: fmt });
 
   let legendY = M.top;
   const legend = (color, name, dashed) => {
@@ -98,20 +104,7 @@ export function plotTimeSeries({ title, xLabel, yLabel, series }) {
   const yMax = Math.max(...ys, 1) * 1.1;
   const px = (x) => M.left + (x / xMax) * (W - M.left - M.right);
   const py = (y) => H - M.bottom - (y / yMax) * (H - M.top - M.bottom);
-  const c = new Canvas(W, H);
-  for (const t of linearTicks(0, xMax)) {
-    c.line(px(t), M.top, px(t), H - M.bottom, GRID);
-    c.text(px(t) - Canvas.textWidth(String(t)) / 2, H - M.bottom + 8, String(t), AXIS);
-  }
-  for (const t of linearTicks(0, yMax)) {
-    c.line(M.left, py(t), W - M.right, py(t), GRID);
-    c.text(M.left - Canvas.textWidth(fmt(t)) - 8, py(t) - 7, fmt(t), AXIS);
-  }
-  c.line(M.left, H - M.bottom, W - M.right, H - M.bottom, AXIS, 2);
-  c.line(M.left, M.top, M.left, H - M.bottom, AXIS, 2);
-  c.text(M.left, 12, title, [0, 0, 0]);
-  c.text(M.left + (W - M.left - M.right) / 2 - Canvas.textWidth(xLabel) / 2, H - 40, xLabel, AXIS);
-  c.text(10, M.top - 28, yLabel, AXIS);
+  const c = frame({ title, xLabel, yLabel, xTicks: linearTicks(0, xMax), yTicks: linearTicks(0, yMax), px, py, xText: String });
   let legendY = M.top;
   for (const s of series) {
     const pts = [...s.points].sort((a, b) => a.x - b.x);
