@@ -1,7 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { intakeLatency, percentile } from './nginx-log.mjs';
-import { plotThroughputLatency } from './plot.mjs';
+import { plotThroughputLatency, plotTimeSeries } from './plot.mjs';
 import { Canvas, crc32 } from './png.mjs';
 import { errorCount, nextRate, spikeFailures, sustainedFailures } from './rules.mjs';
 
@@ -25,6 +25,8 @@ describe('sustainedFailures', () => {
     expect(reasons.join('\n')).toMatch(/6 failed requests/);
     expect(reasons.join('\n')).toMatch(/lost 1/);
     expect(reasons.join('\n')).toMatch(/drained in 3500 ms/);
+    expect(reasons.join('\n')).toMatch(/generator fell behind \(4\)/);
+    expect(reasons.join('\n')).toMatch(/1 invalid readings acknowledged/);
   });
 
   it('fails a step where more readings were refused than were sent invalid', () => {
@@ -149,8 +151,26 @@ describe('PNG output', () => {
       hline: { name: 'rule', y: 50 },
     });
     const pixels = inflateSync(chunks(png).find((p) => p.type === 'IDAT').data);
-    let blue = 0;
-    for (let i = 0; i + 2 < pixels.length; i++) if (pixels[i] === 0 && pixels[i + 1] === 0 && pixels[i + 2] === 255) blue++;
-    expect(blue).toBeGreaterThan(50);
+    const count = ([r, g, b]) => {
+      let n = 0;
+      for (let i = 0; i + 2 < pixels.length; i++) if (pixels[i] === r && pixels[i + 1] === g && pixels[i + 2] === b) n++;
+      return n;
+    };
+    expect(count([0, 0, 255])).toBeGreaterThan(50);
+    // The ceiling's dashed line and the rule's line are drawn too.
+    expect(count([9, 9, 9])).toBeGreaterThan(50);
+    expect(count([200, 0, 0])).toBeGreaterThan(50);
+  });
+
+  it('draws each series over time on linear axes from 0', () => {
+    const png = plotTimeSeries({ title: 'T', xLabel: 'MINUTES', yLabel: 'MB', series: [{ name: 'a', color: [0, 0, 255], points: [{ x: 0, y: 10 }, { x: 5, y: 12 }, { x: 10, y: 11 }] }, { name: 'b', color: [0, 200, 0], points: [{ x: 0, y: 1 }, { x: 10, y: 2 }] }] });
+    const pixels = inflateSync(chunks(png).find((p) => p.type === 'IDAT').data);
+    const count = (r, g, b) => {
+      let n = 0;
+      for (let i = 0; i + 2 < pixels.length; i++) if (pixels[i] === r && pixels[i + 1] === g && pixels[i + 2] === b) n++;
+      return n;
+    };
+    expect(count(0, 0, 255)).toBeGreaterThan(100);
+    expect(count(0, 200, 0)).toBeGreaterThan(100);
   });
 });

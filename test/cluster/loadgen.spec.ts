@@ -85,6 +85,7 @@ describe('the load generator against the cluster', () => {
         (e: { code: number; stderr: string }) => e,
       );
       expect(err.code).toBe(1);
+      expect(err.stderr.trim().split('\n')).toHaveLength(1);
       expect(err.stderr).toContain(why);
       expect(err.stderr).toContain('npm run clients -- create');
     }

@@ -150,7 +150,7 @@ describe.skipIf(!crdb)('CockroachDB end to end (DB_BACKEND=cockroach)', () => {
     }
   });
 
-  it('writes concurrent batches for the same meters exactly once through the batch writer at SERIALIZABLE (the default), retrying conflicts', async () => {
+  it('writes concurrent batches for the same meters exactly once through the batch writer at SERIALIZABLE (the default)', async () => {
     const metrics = writerMetrics(createRegistry('crdb-writer-test'));
     const batchWriter = new BatchWriter(new ReadingStore(dataSource, { backend: 'cockroach', replica: false }), { spikeKwhPerDay: 500, retryMaxMs: 10_000, txRetry: { maxAttempts: 30, baseDelayMs: 5, maxDelayMs: 200 } }, logger, metrics);
     const meter = testRunPrefix('crdb-conc');

@@ -210,7 +210,7 @@ describe('client keys', () => {
     expect([again.status, again.json.id]).toEqual([202, real.json.id]);
   });
 
-  it(`stops a revoked key within AUTH_CACHE_TTL_MS (${CACHE_TTL_MS} ms) and the background check, whether or not it is used meanwhile`, async () => {
+  it(`stops a revoked key, unused since, within two AUTH_CACHE_TTL_MS (${CACHE_TTL_MS} ms) periods: the background check drops it`, async () => {
     const key = generateApiKey();
     registerClient(key, { databaseUrl: stack.databaseUrl, name: `${run}-to-revoke`, scopes: 'submit' });
     expect((await postJson(`${api.url}/v1/readings`, reading('revoke', 1), authHeaders(key))).status).toBe(202);

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { invalidReading, postJson, validReading } from '../support/ledger.js';
 import { rowsByIds, withDb } from '../support/db.js';
 import { type AppProcess, startApi } from '../support/processes.js';
@@ -52,5 +53,12 @@ describe('INTAKE_MODE=noop', () => {
     const res = await postJson(`${api.url}/v1/readings`, validReading(testRunPrefix('noop'), 1));
     expect(res.status).toBe(202);
     expect((await rowsByIds(stack.databaseUrl, [res.json.id])).size).toBe(0);
+    // No writer runs in this file, so "not stored" alone would hold for a queued reading too: nothing is in Redis either.
+    const redis = new Redis(stack.redisUrl);
+    try {
+      expect(await redis.keys('noop-mode:*')).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 describe('BatchWriter against PostgreSQL', () => {
-  it('stores a batch in one transaction with the values sent', async () => {
+  it('stores a batch with the values sent', async () => {
     const meter = testRunPrefix('batch');
     const batch = Array.from({ length: 50 }, (_, i) => queuedReading(`${meter}-${i}`, 1000 + i + 0.125, { values: { t1: 1000 + i + 0.125, t2: i, t3: 2 * i }, accountId: '12345', source: 'web' }));
     const outcome = await writer.write(batch);
@@ -43,7 +43,7 @@ describe('BatchWriter against PostgreSQL', () => {
     }
   });
 
-  it('writes 5,000 rows in one statement (array parameters, no 65,535-parameter limit)', async () => {
+  it('writes 5,000 rows in one batch (array parameters: 13 of them, whatever the size; below the 65,535-parameter limit)', async () => {
     const meter = testRunPrefix('big');
     const batch = Array.from({ length: 5_000 }, (_, i) => queuedReading(`${meter}-${i}`, i, { values: { t1: i, t2: i, t3: i } }));
     const outcome = await writer.write(batch);
@@ -115,6 +115,8 @@ describe('BatchWriter against PostgreSQL', () => {
     expect(failed).toHaveLength(2);
     const byId = new Map((failed as { id: string; sqlstate: string; payload: string }[]).map((f) => [f.id, f]));
     expect(byId.get(nulByte.id)?.sqlstate).toBe('22021');
+    expect((byId.get(nulByte.id) as { reason?: string } | undefined)?.reason).toMatch(/0x00/);
+    expect((byId.get(overflow.id) as { reason?: string } | undefined)?.reason).toMatch(/overflow/);
     expect(byId.get(overflow.id)?.sqlstate).toBe('22003');
     expect((JSON.parse(byId.get(overflow.id)!.payload) as { values: { t1: number } }).values.t1).toBe(5e12);
   });

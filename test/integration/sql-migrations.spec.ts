@@ -63,7 +63,7 @@ afterAll(async () => {
 });
 
 describe('runSqlMigrations (the CockroachDB migration runner), exercised on PostgreSQL', () => {
-  it('applies each migration once when four processes start at once, and releases the lease', async () => {
+  it('applies each migration once when four runners start at once, and releases the lease', async () => {
     await resetBookkeeping();
     const runners = await Promise.all(Array.from({ length: 4 }, () => openSource()));
     const logs = runners.map(() => captureLogger());

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 // Composition happens in each main.ts: importing a module file must create nothing (no config
 // read, no logger, no metrics, no connection), so tests and tools can import it freely.
 describe('module files', () => {
-  it('read no configuration and create nothing when imported, even with an invalid environment', async () => {
+  it('read no configuration when imported, even with an invalid environment, and export only their module classes', async () => {
     const saved = process.env.DB_POOL_SIZE;
     process.env.DB_POOL_SIZE = 'not a number';
     try {

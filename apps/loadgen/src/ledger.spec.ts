@@ -13,7 +13,7 @@ describe('ledger', () => {
     expect(outcomeOf(0)).toBe('indeterminate');
   });
 
-  it('counts statuses and reports latency percentiles from intended send times', () => {
+  it('counts statuses and reports latency percentiles of the latencies it is given', () => {
     const ledger = new Ledger();
     for (let i = 1; i <= 1_000; i++) ledger.recordRequest({ status: i <= 990 ? 202 : 503, latencyMs: i, readings: 1 });
     const s = ledger.summary();

@@ -30,6 +30,12 @@ describe('traffic model', () => {
     for (let n = 0; n < 10_000; n++) counts[m.zonesOf(n)]++;
     expect(counts[3] / 10_000).toBeCloseTo(0.1, 1);
     expect(counts[2] / 10_000).toBeCloseTo(0.3, 1);
+    // Every reading a meter gets has exactly its meter's zones.
+    for (let i = 0; i < 500; i++) {
+      const r = m.reading();
+      const n = Number(r.meterId.split('-').pop());
+      expect(Object.keys(r.values).length).toBe(m.zonesOf(n));
+    }
   });
 
   it('grows register values over time for a meter (no regressions)', () => {

@@ -269,6 +269,7 @@ describe('cockroachDialect: the writer statements', () => {
     ]);
     expect(text).toMatch(/FROM unnest\(\$1::STRING\[\], \$2::DATE\[\]\) AS q\(meter_id, period\)/);
     expect(text).toMatch(/CROSS JOIN LATERAL \(/);
+    expect(text).toMatch(/r\.period < q\.period/);
     expect(text).toMatch(/ORDER BY r\.period DESC, r\.received_at DESC, r\.id DESC\s+LIMIT 1/);
     expect(text).toContain('substr(q.period::STRING, 1, 7) AS period');
     expect(values).toEqual([
