@@ -49,13 +49,18 @@ const { Redis } = await import('ioredis');
 const cluster = await BenchCluster.inTempFolder('mi-soak-', { apis: 2, writers: 1 });
 const { work } = cluster;
 
+/** Load generators still running: stopped with the run, whatever ends it. */
+const loadgens = new Set();
+
 function loadgen(args) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['dist/apps/loadgen/src/main.js', '--url', cluster.url, '--json', '--quiet', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
+    loadgens.add(child);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => process.stderr.write(d));
     child.once('close', (code) => {
+      loadgens.delete(child);
       let summary;
       try {
         summary = JSON.parse(out.slice(out.indexOf('{')));
@@ -201,6 +206,7 @@ try {
 } catch (err) {
   log(`FAILED: ${err.stack ?? err.message}`);
 } finally {
+  for (const child of loadgens) child.kill('SIGTERM');
   await cluster.stop();
   rmSync(work, { recursive: true, force: true });
 }

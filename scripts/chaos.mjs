@@ -127,14 +127,19 @@ async function inject(cluster, fault) {
   }
 }
 
+/** Load generators still running: stopped with the run, whatever ends it. */
+const loadgens = new Set();
+
 function runLoadgen(cluster, args, logFile) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['dist/apps/loadgen/src/main.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
+    loadgens.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.once('close', (code) => {
+      loadgens.delete(child);
       writeFileSync(logFile, `${stderr}\n${stdout}`);
       const json = stdout.slice(stdout.indexOf('{'));
       let summary;
@@ -217,6 +222,7 @@ try {
   log(`FAILED: ${err.stack ?? err.message}`);
   exitCode = 1;
 } finally {
+  for (const child of loadgens) child.kill('SIGTERM');
   await cluster.stop();
   if (o.out) writeFileSync(o.out, `${JSON.stringify({ ...report, exitCode }, null, 2)}\n`);
   if (exitCode === 0 && !o.keep) rmSync(work, { recursive: true, force: true });

@@ -88,11 +88,18 @@ const writers = [];
 const retiring = new Set();
 /** Replicas stopped by someone else: out of nginx while they drain and restart, still in `apis`. */
 const outOfRotation = new Set();
-const inRotation = () => apis.filter((a) => !outOfRotation.has(a));
+/** Replicas being added: in `apis`, not in nginx until they are ready. */
+const joining = new Set();
+const inRotation = () => apis.filter((a) => !outOfRotation.has(a) && !joining.has(a));
+/** What nginx gets: the replicas in rotation, or, rather than none at all, every ready one. */
+const upstreamList = () => {
+  const list = inRotation();
+  return list.length > 0 ? list : apis.filter((a) => !joining.has(a));
+};
 let nginxUpdates = Promise.resolve();
 /** One nginx reload at a time, always with the current list. */
 function reloadNginx() {
-  const update = nginxUpdates.then(() => nginx.setUpstreams(inRotation()));
+  const update = nginxUpdates.then(() => nginx.setUpstreams(upstreamList()));
   nginxUpdates = update.catch(() => undefined);
   return update;
 }
@@ -291,28 +298,37 @@ async function startPart(kind) {
 async function onReplicaMessage(part, child, message) {
   if (message?.type !== 'draining') return;
   const answer = () => part.tell(child, { type: 'out-of-rotation' });
-  if (shuttingDown || retiring.has(part) || !apis.includes(part) || outOfRotation.has(part)) return answer();
+  // This child's exit, taken now: a restart replaces part.exited with the next child's.
+  const exited = part.child === child ? part.exited : undefined;
+  if (!exited || !startupDone || shuttingDown || retiring.has(part) || !apis.includes(part) || joining.has(part) || outOfRotation.has(part)) return answer();
   if (inRotation().length <= 1) {
     log(`${part.name} is stopping (SIGTERM from outside the supervisor) but is the only replica in nginx: it stays in`);
     return answer();
   }
   outOfRotation.add(part);
   try {
-    await reloadNginx();
-    log(`${part.name} is stopping (SIGTERM from outside the supervisor): out of nginx before it closes; it will be restarted`);
-  } catch (err) {
-    log(`${part.name}: could not take it out of nginx: ${err.message}`);
-  }
-  answer();
-  try {
-    await part.exited;
-    await part.waitReady();
-  } catch (err) {
-    log(`${part.name} did not come back: ${err.message}`);
+    try {
+      await reloadNginx();
+      log(`${part.name} is stopping (SIGTERM from outside the supervisor): out of nginx before it closes; it will be restarted`);
+    } catch (err) {
+      log(`${part.name}: could not take it out of nginx: ${err.message}`);
+    }
+    answer();
+    // Nobody else holds a deadline over a stop the supervisor did not ask for.
+    const deadline = deadlineOf(part) + 10_000;
+    const timer = setTimeout(() => {
+      log(`${part.name} did not stop within ${deadline} ms of its SIGTERM; killing it`);
+      child.kill('SIGKILL');
+    }, deadline);
+    await exited;
+    clearTimeout(timer);
+    // The supervisor restarts it (an exit it did not ask for); back into nginx once it is ready,
+    // however many restarts that takes, unless it was scaled away or the cluster stops.
+    while (!shuttingDown && apis.includes(part) && !retiring.has(part) && (await part.health()) !== 'ready') await sleep(500);
   } finally {
     outOfRotation.delete(part);
   }
-  if (!shuttingDown && apis.includes(part)) {
+  if (!shuttingDown && apis.includes(part) && !retiring.has(part)) {
     await reloadNginx().then(() => log(`${part.name} restarted and back in nginx`), (err) => log(`${part.name}: could not put it back into nginx: ${err.message}`));
   }
 }
@@ -367,13 +383,21 @@ let scaling = Promise.resolve();
 function scale(target) {
   const step = scaling.then(async () => {
     while (target.api !== undefined && apis.length < target.api) {
-      await readyOrRemoved(await startPart('api'), apis);
-      const api = apis.at(-1);
+      const api = await startPart('api');
+      joining.add(api);
+      try {
+        await readyOrRemoved(api, apis);
+      } finally {
+        joining.delete(api);
+      }
       await reloadNginx();
       log(`scaled up: ${api.name} on port ${api.port} joined nginx`);
     }
     while (target.api !== undefined && apis.length > target.api) {
-      const api = apis.pop();
+      // A replica already out of nginx (stopped from outside, restarting) goes first: removing
+      // another would leave nginx with fewer replicas than asked for, or none.
+      const out = apis.findLastIndex((a) => outOfRotation.has(a));
+      const [api] = apis.splice(out >= 0 ? out : apis.length - 1, 1);
       await retire(api, () => reloadNginx());
       log(`scaled down: ${api.name} left nginx, drained and stopped`);
     }
@@ -505,7 +529,7 @@ watchdog = setInterval(async () => {
       } catch {
         // nothing left of the old group
       }
-      await nginx.start(inRotation());
+      await nginx.start(upstreamList());
       saveProcessTable();
     }
     if (!shuttingDown && !stack.redis.running && !held.has('redis')) {

@@ -91,6 +91,8 @@ describe('BatchWriter against PostgreSQL', () => {
     expect(rows.get(bystander.id)).toHaveLength(1);
     const failed = await withDb(stack.databaseUrl, async (c) => (await c.query(`SELECT payload FROM failed_readings WHERE id = $1`, [first.id])).rows as { payload: string }[]);
     expect(failed.map((f) => (JSON.parse(f.payload) as { values: { t1: number } }).values.t1)).toEqual([101]);
+    // Another source is another reading too (the key's fingerprint covers it).
+    expect((await writer.write([{ ...first, source: 'sms' }])).failed.map((f) => f.id)).toEqual([first.id]);
     // The same values again (a redelivery, an honest resend) are no failure.
     const same = await writer.write([{ ...first }]);
     expect(same.failed).toEqual([]);

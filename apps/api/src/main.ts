@@ -22,6 +22,8 @@ const metrics = apiMetrics(registry);
 const DEPENDENCY_WAIT_MS = 5_000;
 /** How long a stopping replica waits for its supervisor to take it out of nginx before it closes anyway. */
 const ROTATION_WAIT_MS = 10_000;
+/** How long Nest's shutdown hooks (the queue, the pools, open ?wait requests) may take after that. */
+const SHUTDOWN_HOOKS_MS = 15_000;
 
 /**
  * Started by the native cluster's supervisor (an IPC channel is there), a replica told to stop
@@ -40,8 +42,9 @@ async function leaveRotation(): Promise<void> {
     };
     process.on('message', onMessage);
   });
-  process.send({ type: 'draining' });
-  const answered = await Promise.race([left, sleep(ROTATION_WAIT_MS).then(() => false)]);
+  // With a callback: a channel that closed a moment ago (the supervisor died) is an error here, not an 'error' event that ends the process.
+  const unsent = new Promise<boolean>((resolve) => process.send!({ type: 'draining' }, undefined, {}, (err) => err && resolve(false)));
+  const answered = await Promise.race([left, unsent, sleep(ROTATION_WAIT_MS).then(() => false)]);
   if (!answered) logger.warn({ waitedMs: ROTATION_WAIT_MS }, 'the supervisor did not confirm this replica left nginx; closing anyway');
 }
 
@@ -53,6 +56,11 @@ function closeOnSignals(app: NestFastifyApplication): void {
       if (closing) return;
       closing = true;
       logger.info({ signal }, 'stopping');
+      // A shutdown hook that hangs must not keep a replica that left nginx alive for ever.
+      setTimeout(() => {
+        logger.error({ afterMs: ROTATION_WAIT_MS + SHUTDOWN_HOOKS_MS }, 'shutdown did not finish; exiting');
+        process.exit(1);
+      }, ROTATION_WAIT_MS + SHUTDOWN_HOOKS_MS).unref();
       void leaveRotation()
         .then(() => app.close())
         .then(

@@ -290,10 +290,12 @@ async function runCommand(): Promise<void> {
         if (reading.id && reading.id !== id) resendMismatch++;
         reading.id = id;
         reading.outcome = 'acknowledged';
-      } else if (!resend || reading.outcome !== 'acknowledged') {
-        // A resend's answer only replaces an outcome that was not already a 2xx.
-        if (!(resend && outcome === 'indeterminate')) reading.outcome = outcome;
+      } else if (!resend && reading.outcome !== 'acknowledged') {
+        // (A resend may have been answered first: its 2xx stands.)
+        reading.outcome = outcome;
       }
+      // A resend's answer other than a 2xx changes nothing: the first send may have been stored
+      // (a 503 or no answer), so a 429 or 5xx to the resend must not turn it into "rejected".
     });
   };
 

@@ -23,7 +23,7 @@ export interface FailureRecord {
 }
 
 /** What a stored reading holds that its submitter chose: a resend with other values is a different reading. */
-export type StoredValues = Pick<ReadingRow, 'id' | 'meter_id' | 'account_id' | 'read_at' | 't1' | 't2' | 't3'>;
+export type StoredValues = Pick<ReadingRow, 'id' | 'meter_id' | 'account_id' | 'read_at' | 't1' | 't2' | 't3' | 'source'>;
 
 /** One open transaction of the store's: the handle its write statements run on. */
 export type StoreTransaction = Pick<QueryRunner, 'query'>;

@@ -125,7 +125,7 @@ export const postgresDialect: SqlDialect = {
   },
 
   storedValues(ids) {
-    return { text: `SELECT id::text AS id, meter_id, account_id, read_at, t1::text AS t1, t2::text AS t2, t3::text AS t3 FROM readings WHERE id = ANY($1::uuid[])`, values: [ids] };
+    return { text: `SELECT id::text AS id, meter_id, account_id, read_at, t1::text AS t1, t2::text AS t2, t3::text AS t3, source FROM readings WHERE id = ANY($1::uuid[])`, values: [ids] };
   },
 
   meterReadings(meterId, fromPeriod, toPeriod, history, _stale, clientId) {
@@ -216,7 +216,7 @@ export const cockroachDialect: SqlDialect = {
   },
 
   storedValues(ids) {
-    return { text: `SELECT id::STRING AS id, meter_id, account_id, read_at, t1::STRING AS t1, t2::STRING AS t2, t3::STRING AS t3 FROM readings WHERE id = ANY($1::UUID[])`, values: [ids] };
+    return { text: `SELECT id::STRING AS id, meter_id, account_id, read_at, t1::STRING AS t1, t2::STRING AS t2, t3::STRING AS t3, source FROM readings WHERE id = ANY($1::UUID[])`, values: [ids] };
   },
 
   meterReadings(meterId, fromPeriod, toPeriod, history, stale = false, clientId) {

@@ -37,11 +37,12 @@ export interface WriteOutcome {
 
 const numberOrNull = (text: string | null) => (text === null ? null : Number(text));
 
-/** The values a client chose, compared as the database holds them (numeric text, timestamptz). */
+/** What a client chose (what its key's fingerprint covers), compared as the database holds it (numeric text, timestamptz). */
 function holdsSameValues(row: StoredValues, r: QueuedReading): boolean {
   return (
     row.meter_id === r.meterId &&
     (row.account_id ?? null) === (r.accountId ?? null) &&
+    (row.source ?? null) === (r.source ?? null) &&
     row.read_at.getTime() === Date.parse(r.readAt) &&
     Number(row.t1) === r.values.t1 &&
     numberOrNull(row.t2) === (r.values.t2 ?? null) &&
