@@ -54,7 +54,7 @@ const loadgens = new Set();
 
 function loadgen(args) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/apps/loadgen/src/main.js', '--url', cluster.url, '--json', '--quiet', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
+    const child = spawn(process.execPath, ['--max-old-space-size=8192', 'dist/apps/loadgen/src/main.js', '--url', cluster.url, '--json', '--quiet', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
     loadgens.add(child);
     let out = '';
     child.stdout.on('data', (d) => (out += d));

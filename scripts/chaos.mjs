@@ -132,7 +132,7 @@ const loadgens = new Set();
 
 function runLoadgen(cluster, args, logFile) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/apps/loadgen/src/main.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
+    const child = spawn(process.execPath, ['--max-old-space-size=8192', 'dist/apps/loadgen/src/main.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
     loadgens.add(child);
     let stdout = '';
     let stderr = '';

@@ -280,7 +280,6 @@ async function runCommand(): Promise<void> {
       reading = { meterId: r.meterId, readAt: r.readAt, values: r.values, valid, key, outcome: 'indeterminate' };
       ledger.recordReading(reading);
       sentSingles.push({ body, key, reading });
-      bodies?.set(reading, body);
     }
     return client.send('POST', '/v1/readings', body, { 'idempotency-key': key }).then((res) => {
       ledger.recordRequest({ status: res.status, latencyMs: performance.now() - intended, readings: 1, retryAfter: res.headers['retry-after'] !== undefined });
@@ -290,9 +289,12 @@ async function runCommand(): Promise<void> {
         if (reading.id && reading.id !== id) resendMismatch++;
         reading.id = id;
         reading.outcome = 'acknowledged';
+        bodies?.delete(reading);
       } else if (!resend && reading.outcome !== 'acknowledged') {
         // (A resend may have been answered first: its 2xx stands.)
         reading.outcome = outcome;
+        // Kept only for what may need resending: at volume, every body would fill the heap.
+        if (outcome === 'indeterminate') bodies?.set(reading, body);
       }
       // A resend's answer other than a 2xx changes nothing: the first send may have been stored
       // (a 503 or no answer), so a 429 or 5xx to the resend must not turn it into "rejected".
@@ -310,7 +312,6 @@ async function runCommand(): Promise<void> {
     const readings = items.map((it) => {
       const reading: LedgerReading = { meterId: it.r.meterId, readAt: it.r.readAt, values: it.r.values, valid: it.valid, key: it.key, outcome: 'indeterminate' };
       ledger.recordReading(reading);
-      bodies?.set(reading, JSON.stringify(it.valid ? it.r : model.invalid(it.r)));
       return reading;
     });
     return client.send('POST', '/v1/readings/batch', JSON.stringify({ readings: items.map((it) => it.payload) })).then((res) => {
@@ -321,7 +322,10 @@ async function runCommand(): Promise<void> {
         for (const r of answer.rejected) readings[r.index]!.outcome = 'rejected';
       } else {
         const outcome = outcomeOf(res.status);
-        for (const r of readings) r.outcome = outcome;
+        readings.forEach((r, i) => {
+          r.outcome = outcome;
+          if (outcome === 'indeterminate' && r.valid) bodies?.set(r, JSON.stringify(items[i]!.r));
+        });
       }
     });
   };
