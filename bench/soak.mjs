@@ -188,6 +188,7 @@ try {
       '',
       `${minutes} minutes of the load generator's mix at ${rate} requests/s (70 % of the ${Math.round(sustained)} requests/s sustained${calibration.length ? ' in the calibration steps below' : ', given'}), 2 API replicas, 1 writer, idempotency window ${ttl} s. Warm-up excluded from the flatness check: ${warmupS} s.`,
       '',
+      summary ? '' : `**The load generator ended without a summary (exit code ${code}): no ledger, so nothing below about requests or readings holds.**\n`,
       `Requests: ${summary?.requests} (${JSON.stringify(summary?.byStatus)}); failed (5xx, 429 or none): ${failed}. Readings acknowledged ${summary?.readings.acknowledged}; ledger: lost ${v?.lost.length}, duplicated ${v?.duplicated.length}, values differ ${v?.valueMismatch.length}, rejected but stored ${v?.rejectedButStored.length}. Latency p50 ${summary?.latencyMs.p50.toFixed(1)} ms, p99 ${summary?.latencyMs.p99.toFixed(1)} ms.`,
       '',
       '| series | mean, middle third | mean, last third | growth | flat |',
