@@ -13,7 +13,6 @@
 // what Redis holds can level off within the run; docs/OPERATIONS.md has the formula for the
 // default. Results: soak.json, soak.md and three plots in --out (default
 // bench/results/soak-<date>).
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,29 +47,6 @@ const { Redis } = await import('ioredis');
 
 const cluster = await BenchCluster.inTempFolder('mi-soak-', { apis: 2, writers: 1 });
 const { work } = cluster;
-
-/** Load generators still running: stopped with the run, whatever ends it. */
-const loadgens = new Set();
-
-function loadgen(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--max-old-space-size=8192', 'dist/apps/loadgen/src/main.js', '--url', cluster.url, '--json', '--quiet', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
-    loadgens.add(child);
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => process.stderr.write(d));
-    child.once('close', (code) => {
-      loadgens.delete(child);
-      let summary;
-      try {
-        summary = JSON.parse(out.slice(out.indexOf('{')));
-      } catch {
-        summary = undefined;
-      }
-      resolve({ code, summary });
-    });
-  });
-}
 
 const failedRequests = (s) => Object.entries(s?.byStatus ?? {}).filter(([status]) => status === '0' || Number(status) >= 500 || status === '429').reduce((a, [, n]) => a + n, 0);
 
@@ -121,7 +97,7 @@ try {
   if (!sustained) {
     log('finding the sustained rate of the mix: 20 s steps, p99 ≤ 50 ms at the client, no failed request');
     for (const rate of [200, 300, 400, 500, 600, 700, 800, 900]) {
-      const { summary } = await loadgen(['--rate', String(rate), '--duration', '20']);
+      const { summary } = await cluster.runLoadgen(['--rate', String(rate), '--duration', '20']);
       const ok = summary && summary.latencyMs.p99 <= 50 && failedRequests(summary) === 0 && summary.clientOverloaded === 0;
       calibration.push({ rate, p99Ms: summary?.latencyMs.p99, failed: failedRequests(summary), readingsPerSec: summary ? Math.round(summary.readings.acknowledged / (summary.elapsedMs / 1000)) : 0, ok });
       log(`  ${rate} req/s: p99 ${summary?.latencyMs.p99.toFixed(1)} ms, failed ${failedRequests(summary)} -> ${ok ? 'sustained' : 'not sustained'}`);
@@ -142,7 +118,7 @@ try {
   procs['postgres primary'] = postmaster;
   const samples = [];
   const started = Date.now();
-  const load = loadgen(['--rate', String(rate), '--duration', String(minutes * 60), '--verify', '--resolve-indeterminate', '--database-url', cluster.primaryUrl, '--drain-timeout', '120']);
+  const load = cluster.runLoadgen(['--rate', String(rate), '--duration', String(minutes * 60), '--verify', '--resolve-indeterminate', '--database-url', cluster.primaryUrl, '--drain-timeout', '120']);
   let running = true;
   void load.then(() => (running = false));
   while (running) {
@@ -207,7 +183,6 @@ try {
 } catch (err) {
   log(`FAILED: ${err.stack ?? err.message}`);
 } finally {
-  for (const child of loadgens) child.kill('SIGTERM');
   await cluster.stop();
   rmSync(work, { recursive: true, force: true });
 }

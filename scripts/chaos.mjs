@@ -12,13 +12,12 @@
 // --negative-control: the run the checker must fail. Redis's AOF is switched off, the writers
 // are scaled to 0 so acknowledged jobs wait in Redis, Redis is killed; the run passes only if the
 // checker reports the loss (docs/FAULTS.md).
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { BenchCluster } from '../bench/lib/cluster.mjs';
-import { ensureBuilt, ensureDependencies, ensureSystemPackages, root } from './lib/setup.mjs';
+import { ensureBuilt, ensureDependencies, ensureSystemPackages } from './lib/setup.mjs';
 import { waitFor } from './lib/stack.mjs';
 
 const { values: o } = parseArgs({
@@ -49,23 +48,13 @@ for (const [name, v, min] of [['duration', durationS, 20], ['faults', faultCount
   }
 }
 
-/** mulberry32: small, seeded, the same sequence on every machine. */
-function prng(s) {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const KINDS = ['kill writer', 'pause writer', 'kill api', 'pause api', 'kill redis', 'pause redis', 'kill nginx', 'restart postgres', 'scale api', 'scale writers'];
 
-/** The schedule: `count` faults at moments spread over the run (not in its first 5 s or last 10 s), each with its own parameters. */
-export function faultSchedule(s, count, durationSeconds) {
-  const random = prng(s);
+/**
+ * The schedule: `count` faults at moments spread over the run (not in its first 5 s or last
+ * 10 s), each with its own parameters, drawn from `random` (the load generator's seeded PRNG).
+ */
+function faultSchedule(random, count, durationSeconds) {
   const pick = (n) => Math.floor(random() * n);
   const span = durationSeconds - 15;
   return Array.from({ length: count }, () => ({
@@ -127,35 +116,11 @@ async function inject(cluster, fault) {
   }
 }
 
-/** Load generators still running: stopped with the run, whatever ends it. */
-const loadgens = new Set();
-
-function runLoadgen(cluster, args, logFile) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--max-old-space-size=8192', 'dist/apps/loadgen/src/main.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: cluster.apiKey } });
-    loadgens.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.once('close', (code) => {
-      loadgens.delete(child);
-      writeFileSync(logFile, `${stderr}\n${stdout}`);
-      const json = stdout.slice(stdout.indexOf('{'));
-      let summary;
-      try {
-        summary = JSON.parse(json);
-      } catch {
-        summary = undefined;
-      }
-      resolve({ code, summary, stderr });
-    });
-  });
-}
-
 ensureDependencies();
 ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'openssl']);
 ensureBuilt();
+// Built now: the same seeded PRNG (mulberry32) the load generator's traffic uses.
+const { rng } = await import('../dist/apps/loadgen/src/traffic.js');
 
 const cluster = await BenchCluster.inTempFolder('mi-chaos-', { apis: 2, writers: 2 });
 const { work } = cluster;
@@ -166,8 +131,8 @@ let exitCode = 1;
 const report = { seed, durationS, rate, negativeControl: o['negative-control'], schedule: [], loadgen: undefined };
 try {
   await cluster.start('queue', clusterEnv);
-  const loadArgs = ['--url', cluster.url, '--rate', String(rate), '--seed', String(seed), '--verify', '--resolve-indeterminate', '--database-url', cluster.primaryUrl, '--drain-timeout', '240', '--json', '--quiet'];
-  if (cluster.caFile) loadArgs.push('--ca', cluster.caFile);
+  const loadArgs = ['--rate', String(rate), '--seed', String(seed), '--verify', '--resolve-indeterminate', '--database-url', cluster.primaryUrl];
+  const logFile = join(work, 'loadgen.log');
 
   if (o['negative-control']) {
     const { Redis } = await import('ioredis');
@@ -177,7 +142,7 @@ try {
     redis.disconnect();
     await cluster.control('POST', '/scale', { writers: 0 });
     // The lost readings never arrive: no long wait for them.
-    const load = runLoadgen(cluster, [...loadArgs.filter((a, i, all) => a !== '--drain-timeout' && all[i - 1] !== '--drain-timeout'), '--drain-timeout', '15', '--duration', String(durationS), '--batch-share', '0'], join(work, 'loadgen.log'));
+    const load = cluster.runLoadgen([...loadArgs, '--drain-timeout', '15', '--duration', String(durationS), '--batch-share', '0'], { logFile });
     await sleep((durationS * 1000) / 2);
     const pid = cluster.table().redis.pid;
     process.kill(pid, 'SIGKILL');
@@ -191,9 +156,9 @@ try {
     exitCode = code !== 0 && lost > 0 ? 0 : 1;
     if (exitCode !== 0) log('FAILED: the checker did not see the loss a Redis without AOF must cause');
   } else {
-    const schedule = faultSchedule(seed, faultCount, durationS);
+    const schedule = faultSchedule(rng(seed), faultCount, durationS);
     log(`seed ${seed}: ${schedule.length} faults over ${durationS} s at ${rate} requests/s (reproduce with --seed ${seed} --duration ${durationS} --faults ${faultCount} --rate ${rate})`);
-    const load = runLoadgen(cluster, [...loadArgs, '--duration', String(durationS)], join(work, 'loadgen.log'));
+    const load = cluster.runLoadgen([...loadArgs, '--drain-timeout', '240', '--duration', String(durationS)], { logFile });
     const start = Date.now();
     for (const fault of schedule) {
       const wait = start + fault.at - Date.now();
@@ -216,13 +181,12 @@ try {
     log(`readings: acknowledged ${summary?.readings?.acknowledged}, rejected ${summary?.readings?.rejected}, indeterminate ${summary?.readings?.indeterminate}; resent ${summary?.resolution?.resent ?? 0} (${summary?.resolution?.acknowledged ?? 0} acknowledged on resend)`);
     if (v) log(`ledger: lost ${v.lost.length}, duplicated ${v.duplicated.length}, values differ ${v.valueMismatch.length}, rejected but stored ${v.rejectedButStored.length}, rows nobody sent ${v.unexpected.length}; drained ${v.drained ? `after ${v.drainMs} ms` : 'NOT'}`);
     exitCode = code;
-    log(code === 0 ? `PASSED (seed ${seed})` : `FAILED (seed ${seed}): loadgen exit ${code}; its log: ${join(work, 'loadgen.log')}`);
+    log(code === 0 ? `PASSED (seed ${seed})` : `FAILED (seed ${seed}): loadgen exit ${code}; its log: ${logFile}`);
   }
 } catch (err) {
   log(`FAILED: ${err.stack ?? err.message}`);
   exitCode = 1;
 } finally {
-  for (const child of loadgens) child.kill('SIGTERM');
   await cluster.stop();
   if (o.out) writeFileSync(o.out, `${JSON.stringify({ ...report, exitCode }, null, 2)}\n`);
   if (exitCode === 0 && !o.keep) rmSync(work, { recursive: true, force: true });

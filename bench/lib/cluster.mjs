@@ -2,7 +2,7 @@
 // as a child process on free ports in a temp folder, restarted with another INTAKE_MODE when a
 // step needs one. Its process table (cluster.json) names every pid the CPU accounting needs.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -154,7 +154,37 @@ export class BenchCluster {
     });
   }
 
+  /**
+   * The load generator against this cluster, with its key (and certificate), as JSON: resolves
+   * with its exit code and parsed summary. Its output goes to `logFile`, or its progress to this
+   * process's stderr. An 8 GB heap: a 30-minute ledger of millions of readings needs it. stop()
+   * stops any still running, whatever ends the run.
+   */
+  runLoadgen(args, { logFile } = {}) {
+    const extra = ['--url', this.url, '--json', '--quiet', ...(this.caFile ? ['--ca', this.caFile] : [])];
+    const child = spawn(process.execPath, ['--max-old-space-size=8192', 'dist/apps/loadgen/src/main.js', ...extra, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MI_API_KEY: this.apiKey } });
+    (this.loadgens ??= new Set()).add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (logFile ? (stderr += d) : process.stderr.write(d)));
+    return new Promise((resolve) => {
+      child.once('close', (code) => {
+        this.loadgens.delete(child);
+        if (logFile) writeFileSync(logFile, `${stderr}\n${stdout}`);
+        let summary;
+        try {
+          summary = JSON.parse(stdout.slice(stdout.indexOf('{')));
+        } catch {
+          summary = undefined;
+        }
+        resolve({ code, summary });
+      });
+    });
+  }
+
   async stop() {
+    for (const child of this.loadgens ?? []) child.kill('SIGTERM');
     if (!this.child || this.child.exitCode !== null) return;
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 90_000);

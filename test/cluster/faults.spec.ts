@@ -15,9 +15,26 @@ import { testRunPrefix } from '../support/readings-factory.js';
 
 const summary = (results: LoadResult[]) => {
   const counts: Record<string, number> = {};
-  for (const r of results) counts[r.status === 0 ? `no answer (${r.error ?? ''})` : String(r.status)] = (counts[String(r.status)] ?? 0) + 1;
+  for (const r of results) {
+    const key = r.status === 0 ? `no answer (${r.error ?? ''})` : String(r.status);
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
   return counts;
 };
+
+/** An outage drill under way: `part` held down for `ms` from 3 s on; settles `tail` ms after its return, with when it was down. */
+function outage(part: 'postgres' | 'redis', ms: number, tail = 0): Promise<{ stoppedAt: number; startedAt: number }> {
+  return (async () => {
+    await sleep(3_000);
+    await cluster.drill(part, 'stop');
+    const stoppedAt = Date.now();
+    await sleep(ms);
+    await cluster.drill(part, 'start');
+    const startedAt = Date.now();
+    await sleep(tail);
+    return { stoppedAt, startedAt };
+  })();
+}
 
 let cluster: Cluster;
 
@@ -32,18 +49,9 @@ afterAll(async () => {
 describe('faults under load', () => {
   it('F10: the PostgreSQL primary stopped for 30 s under load: every submission gets 202, nothing is lost, the backlog drains', async () => {
     const prefix = testRunPrefix('f10');
-    let stoppedAt = 0;
-    let startedAt = 0;
-    const outage = (async () => {
-      await sleep(3_000);
-      await cluster.drill('postgres', 'stop');
-      stoppedAt = Date.now();
-      await sleep(30_000);
-      await cluster.drill('postgres', 'start');
-      startedAt = Date.now();
-    })();
-    const results = await steadyLoad(cluster.url, 60, 36_000, (i) => validReading(prefix, i), outage);
-    await outage;
+    const down = outage('postgres', 30_000);
+    const results = await steadyLoad(cluster.url, 60, 36_000, (i) => validReading(prefix, i), down);
+    const { stoppedAt, startedAt } = await down;
     expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(30_000);
     const during = results.filter((r) => r.sentAt >= stoppedAt && r.sentAt < startedAt);
     expect(during.length).toBeGreaterThan(1_500);
@@ -90,19 +98,9 @@ describe('faults under load', () => {
 
   it('F20: Redis down for 60 s under load: a fast 503 with Retry-After throughout, 202 again within seconds of its return, nothing acknowledged lost', async () => {
     const prefix = testRunPrefix('f20');
-    let stoppedAt = 0;
-    let startedAt = 0;
-    const outage = (async () => {
-      await sleep(3_000);
-      await cluster.drill('redis', 'stop');
-      stoppedAt = Date.now();
-      await sleep(60_000);
-      await cluster.drill('redis', 'start');
-      startedAt = Date.now();
-      await sleep(10_000);
-    })();
-    const results = await steadyLoad(cluster.url, 40, 75_000, (i) => validReading(prefix, i), outage);
-    await outage;
+    const down = outage('redis', 60_000, 10_000);
+    const results = await steadyLoad(cluster.url, 40, 75_000, (i) => validReading(prefix, i), down);
+    const { stoppedAt, startedAt } = await down;
     // Only 202 and 503: no 502, no timeout, no reset.
     expect(Object.keys(summary(results)).sort()).toEqual(['202', '503']);
     const refused = results.filter((r) => r.status === 503);

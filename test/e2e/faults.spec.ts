@@ -47,6 +47,13 @@ afterAll(async () => {
   await Promise.all(redisServers.map((r) => r.stop()));
 });
 
+/** A fault-injecting proxy to a local port, stopped after the file. */
+async function proxyTo(port: number): Promise<FaultyProxy> {
+  const proxy = await new FaultyProxy(port).start();
+  proxies.push(proxy);
+  return proxy;
+}
+
 /**
  * Holds SHARE on readings, so a writer's INSERT blocks inside its transaction (after its flags
  * SELECT, which SHARE lets through, as it lets status lookups through).
@@ -109,8 +116,7 @@ describe('F2: a writer killed after COMMIT, before it completes its jobs', () =>
     // The first writer reaches Redis through a proxy that can drop its bytes. (Stopping Redis
     // itself is not enough: the kernel would buffer the writer's "completed" and Redis would run
     // it on SIGCONT.)
-    const proxy = await new FaultyProxy(redis.port).start();
-    proxies.push(proxy);
+    const proxy = await proxyTo(redis.port);
     const a = await api(env, 'api-f2');
     const w1 = await writer({ ...env, REDIS_URL: `redis://${proxy.url}` }, 'writer-f2-1');
     const prefix = testRunPrefix('f2');
@@ -289,8 +295,7 @@ describe('F9: one API replica cut off from Redis while another is not', () => {
   it('the cut-off replica answers 503 within the command timeout, the other keeps answering 202, and the first recovers', async () => {
     const prefixKey = `f9-${Date.now()}`;
     const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: prefixKey, REDIS_COMMAND_TIMEOUT_MS: '1000' };
-    const proxy = await new FaultyProxy(Number(new URL(stack.redisUrl).port)).start();
-    proxies.push(proxy);
+    const proxy = await proxyTo(Number(new URL(stack.redisUrl).port));
     const cut = await api({ ...env, REDIS_URL: `redis://${proxy.url}` }, 'api-f9-cut');
     const fine = await api(env, 'api-f9-fine');
     await writer(env, 'writer-f9');
@@ -331,8 +336,7 @@ describe('F12: the database connection cut during COMMIT', () => {
   it('the writer retries the batch and every reading ends as exactly one row', async () => {
     const prefixKey = `f12-${Date.now()}`;
     const dbUrl = new URL(stack.databaseUrl);
-    const proxy = await new FaultyProxy(Number(dbUrl.port)).start();
-    proxies.push(proxy);
+    const proxy = await proxyTo(Number(dbUrl.port));
     dbUrl.host = proxy.url;
     const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: prefixKey };
     const a = await api(env, 'api-f12');

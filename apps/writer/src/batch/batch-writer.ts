@@ -5,6 +5,7 @@ import {
   errorMessage,
   type IsolationLevel,
   isRetryableTransactionError,
+  type FailureRecord,
   type ReadingStore,
   type RetryNotice,
   type RowToStore,
@@ -33,6 +34,11 @@ export interface WriteOutcome {
   failed: FailedOutcome[];
   /** Readings repeated inside the batch, collapsed before the statement. */
   collapsed: number;
+}
+
+/** A reading as failed_readings keeps it. The raw payload may hold what the database refused (a NUL byte): the meter id is kept escaped. */
+function failureRecord(reading: QueuedReading, reason: string, sqlstate: string | null): FailureRecord {
+  return { id: reading.id, meterId: JSON.stringify(reading.meterId).slice(1, -1), payload: JSON.stringify(reading), reason, sqlstate };
 }
 
 const numberOrNull = (text: string | null) => (text === null ? null : Number(text));
@@ -178,14 +184,7 @@ export class BatchWriter {
       }
       await this.store.recordFailures(
         tx,
-        failures.map((f) => ({
-          id: f.reading.id,
-          // The raw payload may hold what the database refused (a NUL byte): keep it escaped.
-          meterId: JSON.stringify(f.reading.meterId).slice(1, -1),
-          payload: JSON.stringify(f.reading),
-          reason: f.reason,
-          sqlstate: f.sqlstate,
-        })),
+        failures.map((f) => failureRecord(f.reading, f.reason, f.sqlstate)),
       );
     }
     const { kept, failed } = await this.refuseLateConflicts(tx, stored, inserted);
@@ -212,7 +211,7 @@ export class BatchWriter {
     for (const r of refused) this.logger.error({ readingId: r.reading.id, requestId: r.reading.requestId, reason }, 'late idempotency conflict recorded as failed');
     await this.store.recordFailures(
       tx,
-      refused.map((r) => ({ id: r.reading.id, meterId: JSON.stringify(r.reading.meterId).slice(1, -1), payload: JSON.stringify(r.reading), reason, sqlstate: null })),
+      refused.map((r) => failureRecord(r.reading, reason, null)),
     );
     return { kept: rows.filter((r) => !conflicting.has(r.reading.id)), failed: refused.map((r) => ({ id: r.reading.id, reason })) };
   }
