@@ -44,6 +44,7 @@ ensureDependencies();
 ensureSystemPackages(['redis-server', 'postgres', 'nginx', 'openssl']);
 ensureBuilt();
 const { Redis } = await import('ioredis');
+const { redisKeys } = await import('../dist/libs/queue/src/index.js');
 
 const cluster = await BenchCluster.inTempFolder('mi-soak-', { apis: 2, writers: 1 });
 const { work } = cluster;
@@ -123,7 +124,8 @@ try {
   void load.then(() => (running = false));
   while (running) {
     const info = await redis.info('memory');
-    const depth = (await redis.llen('mi:bull:readings:wait')) + (await redis.llen('mi:bull:readings:active')) + (await redis.zcard('mi:bull:readings:delayed'));
+    // Jobs not yet committed: the stream holds exactly those (a committed job is deleted at once).
+    const depth = await redis.xlen(redisKeys('mi').stream);
     const values = { redisUsedMemory: Number(/used_memory:(\d+)/.exec(info)[1]), redisKeys: await redis.dbsize(), queueDepthJobs: depth };
     for (const [name, pid] of Object.entries(procs)) values[`rss ${name}`] = rssAnon(pid);
     samples.push({ t: Math.round((Date.now() - started) / 1000), values });

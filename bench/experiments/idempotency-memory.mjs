@@ -14,7 +14,7 @@ import { findBin, freePort, waitFor } from '../../scripts/lib/stack.mjs';
 
 const n = Number(process.argv[2] ?? 200_000);
 const { default: Redis } = await import('ioredis');
-const { redisKeys } = await import('../../dist/libs/queue/src/index.js');
+const { ReadingsQueue, redisKeys } = await import('../../dist/libs/queue/src/index.js');
 const { readingIdForKey } = await import('../../dist/libs/readings/src/index.js');
 
 const dir = mkdtempSync(join(tmpdir(), 'mi-idem-mem-'));
@@ -31,7 +31,8 @@ try {
   // A client's own key as the load generator sends it: a UUID.
   const layouts = {
     'before (mi:idem:<scope>:<key>)': (key) => `mi:idem:${scope}:${key}`,
-    'now (mi:i:<reading id, base64url>)': (key) => keys.idempotency(readingIdForKey(scope, key)),
+    '2026-12-04 (mi:i:<reading id, base64url>)': (key) => `mi:i:${keys.idempotency(readingIdForKey(scope, key)).split(':i:')[1]}`,
+    'now (mi:{q}:i:<reading id, base64url>)': (key) => keys.idempotency(readingIdForKey(scope, key)),
   };
   const fingerprint = 'x'.repeat(22);
   const results = [];
@@ -50,9 +51,8 @@ try {
   console.table(results);
 
   // The backlog term: a waiting job of singles (the coalescer's group) and of a batch, per reading,
-  // with its pending markers, as the API queues them.
-  const { Queue } = await import('bullmq');
-  const queue = new Queue('readings', { connection: redis, prefix: keys.bullPrefix });
+  // with its pending markers, as the API queues them (one stream entry per job).
+  const queue = new ReadingsQueue(redis, 'mi');
   const backlog = [];
   for (const perJob of [4, 100, 1000]) {
     await redis.flushall();
@@ -64,14 +64,11 @@ try {
         readAt: '2026-11-20T09:30:00.000Z', receivedAt: '2026-11-20T09:31:02.123Z', values: { t1: 12345.6, t2: 6789.1 },
         source: 'web', requestId: randomUUID(), clientId: client,
       }));
-      const jobId = randomUUID();
-      await queue.add('store-readings', { readings }, { jobId });
-      await redis.mset(...readings.flatMap((r) => [keys.pending(r.id), jobId]));
+      await queue.enqueue(readings.map((reading) => ({ reading, fingerprint: '' })), 86_400);
     }
     const after = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))[1]);
     backlog.push({ readingsPerJob: perJob, jobs, bytesPerQueuedReading: Math.round((after - before) / (jobs * perJob)) });
   }
-  await queue.close();
   console.table(backlog);
 } finally {
   redis.disconnect();

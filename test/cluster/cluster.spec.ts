@@ -3,12 +3,11 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { READINGS_QUEUE } from '#libs/queue';
 import { PgInstance, waitFor } from '../../scripts/lib/stack.mjs';
 import { type Cluster, ledgerOfLoad, startCluster, steadyLoad } from '../support/cluster.js';
 import { getJson, inParallel, Ledger, outcomeOf, postJson, type SentReading, validReading, verifyLedger } from '../support/ledger.js';
+import { withQueue } from '../support/queue.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 
 /** GET with the path sent exactly as written (fetch would resolve `..` and `%2e` first); HTTPS for an https:// base. */
@@ -154,8 +153,7 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     const stored = await waitFor('the reading acknowledged before the kill to be stored', async () => (await getJson(`${cluster.url}/v1/readings/${first.json.id}`)).json?.status === 'stored', 75_000, 250).catch(
       async (err: Error) => {
         // Where the job is says which part failed to move it: waiting (no writer fetching), active (a lost lock), failed.
-        const queue = new Queue(READINGS_QUEUE, { connection: { url: cluster.table().redis.url }, prefix: 'mi:bull' });
-        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized').finally(() => queue.close());
+        const counts = await withQueue(cluster.table().redis.url, 'mi', (queue) => queue.counts());
         const writerLogs = cluster.table().writers.map((w) => `${w.name}: ${readFileSync(w.log, 'utf8').trimEnd().split('\n').slice(-5).join('\n')}`);
         throw new Error(`${err.message}; queue ${JSON.stringify(counts)}\n${writerLogs.join('\n')}`);
       },

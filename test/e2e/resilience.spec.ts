@@ -9,6 +9,7 @@ import { generateApiKey } from '#libs/database';
 import { authHeaders, registerClient, revokeClient } from '../support/auth.js';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, ProcessGroup } from '../support/processes.js';
+import { withQueue } from '../support/queue.js';
 import { testRunPrefix } from '../support/readings-factory.js';
 import { stackControl } from '../support/stack-control.js';
 
@@ -129,13 +130,7 @@ describe('shedding and limits', () => {
     expect(ready.status).toBe(503);
     expect(ready.json.error.backlog.status).toBe('down');
     // Exactly the acknowledged readings are in the queue: every job holds one reading here.
-    const redis = new Redis(stack.redisUrl);
-    try {
-      const waiting = await redis.llen(`${env.REDIS_PREFIX}:bull:readings:wait`);
-      expect(waiting).toBe(accepted);
-    } finally {
-      redis.disconnect();
-    }
+    expect(await withQueue(stack.redisUrl, env.REDIS_PREFIX, (queue) => queue.counts())).toEqual({ waiting: accepted, active: 0, failed: 0 });
   });
 
   it('rate-limits one client across all replicas with 429 and Retry-After', async () => {

@@ -1,14 +1,13 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../../scripts/lib/stack.mjs';
 import { withDb } from '../support/db.js';
-import { READINGS_QUEUE, STORE_READINGS_JOB } from '#libs/queue';
 import { getJson, Ledger, postJson, validReading, verifyLedger } from '../support/ledger.js';
 import { type AppProcess, startApi, startWriter } from '../support/processes.js';
+import { withQueue } from '../support/queue.js';
 import { queuedReading, testRunPrefix } from '../support/readings-factory.js';
 
 const stack = inject('stack');
@@ -98,20 +97,17 @@ describe('writer shutdown and visible failures', () => {
     const res = await postJson(`${api.url}/v1/readings/batch`, { readings: bodies });
     expect(res.status).toBe(202);
     for (const a of res.json.accepted as { index: number; id: string }[]) ledger.record({ body: bodies[a.index], valid: true, outcome: 'acknowledged', status: 202, id: a.id });
-    const queue = new Queue(READINGS_QUEUE, { connection: { url: stack.redisUrl }, prefix: `${env.REDIS_PREFIX}:bull` });
-    try {
-      await waitFor('the job to be taken by the writer', async () => (await queue.getActiveCount()) === 1, 10_000);
+    await withQueue(stack.redisUrl, env.REDIS_PREFIX, async (queue) => {
+      await waitFor('the job to be taken by the writer', async () => (await queue.counts()).active === 1, 10_000);
       const started = Date.now();
       lingering.child.kill('SIGTERM');
       // A clean stop ends with exit code 0 (process.exit after the shutdown hooks, so the log is flushed).
       expect(await lingering.exited).toBe(0);
       expect(readFileSync(lingering.logFile, 'utf8')).toContain('"msg":"drained"');
       expect(Date.now() - started).toBeLessThan(5_000);
-      const counts = await queue.getJobCounts('waiting', 'active', 'completed', 'failed');
-      expect(counts).toMatchObject({ waiting: 0, active: 0, failed: 0 });
-    } finally {
-      await queue.close();
-    }
+      // Committed and acknowledged before the exit: nothing left for another writer to redo.
+      expect(await queue.counts()).toEqual({ waiting: 0, active: 0, failed: 0 });
+    });
     const v = await verifyLedger(stack.databaseUrl, ledger, prefix, 0);
     expect(v.lost).toEqual([]);
     expect(v.stored).toBe(200);
@@ -123,12 +119,7 @@ describe('writer shutdown and visible failures', () => {
     const good = queuedReading(`${prefix}-ok`, 5);
     // Validation would refuse this; a job written by another producer (or an older API) might not.
     const bad = queuedReading(`${prefix}-nul\u0000`, 6);
-    const queue = new Queue(READINGS_QUEUE, { connection: { url: stack.redisUrl }, prefix: `${env.REDIS_PREFIX}:bull` });
-    try {
-      await queue.add(STORE_READINGS_JOB, { readings: [good, bad] });
-    } finally {
-      await queue.close();
-    }
+    await withQueue(stack.redisUrl, env.REDIS_PREFIX, (queue) => queue.enqueue([good, bad].map((reading) => ({ reading, fingerprint: '' })), 60));
     await waitFor('both readings to be settled', async () => (await getJson(`${api.url}/v1/readings/${bad.id}`)).json?.status === 'failed', 20_000);
     const failed = await getJson(`${api.url}/v1/readings/${bad.id}`);
     expect(failed.json).toMatchObject({ id: bad.id, status: 'failed', values: { t1: 6 } });

@@ -1,27 +1,24 @@
-import type { DefaultJobOptions } from 'bullmq';
 import type { QueuedReading } from '#libs/readings';
 
-export const READINGS_QUEUE = 'readings';
-export const STORE_READINGS_JOB = 'store-readings';
+/**
+ * The readings queue is one Redis stream. A stream entry is a job: it carries a group of
+ * readings (a coalesced group of singles, or one batch), so Redis work is paid per job and the
+ * writer reads and acknowledges many jobs per command.
+ */
+export const READINGS_QUEUE = 'q';
+/** The consumer group every writer reads through: each entry goes to one writer at a time. */
+export const WRITERS_GROUP = 'writers';
 
-/** One job carries many readings: Redis and BullMQ work is paid per job, not per reading. */
+/** A job as it travels: the readings, and the ids of those whose client waits for the commit (?wait=true). */
 export interface StoreReadingsJob {
   readings: QueuedReading[];
-  /**
-   * Beside the readings, not in them (it is about the request, not the reading): the ids of
-   * readings whose client waits for the commit (?wait=true); the writer announces those.
-   */
+  /** Beside the readings, not in them (it is about the request, not the reading). */
   notify?: string[];
 }
 
-/**
- * The ids a job's clients wait for. Jobs queued before `notify` travelled beside the readings
- * (up to 2026-12) carry it inside each reading as `notify: true`; both are read, so a job
- * queued by an older API replica during a rolling upgrade is announced too.
- */
-export function waitingIds(job: StoreReadingsJob): string[] {
-  const legacy = job.readings.filter((r) => (r as { notify?: unknown }).notify === true).map((r) => r.id);
-  return job.notify?.length ? [...job.notify, ...legacy] : legacy;
+/** A job read from the stream: its entry id (which also says when Redis took it) and its content. */
+export interface QueueEntry extends StoreReadingsJob {
+  id: string;
 }
 
 /** Announced by the writer after COMMIT for readings whose client asked to wait. */
@@ -33,33 +30,47 @@ export interface StoredNotice {
   reason?: string;
 }
 
+/** A job the writers gave up on, as the failed set keeps it: never deleted before its retention, never silent. */
+export interface FailedJob {
+  id: string;
+  reason: string;
+  failedAt: number;
+  deliveries: number;
+  readings: QueuedReading[];
+}
+
 /** Failed jobs are kept this long: a failed job is a reading someone must look at, never silent loss. */
 export const FAILED_JOB_RETENTION_SECONDS = 30 * 86_400;
 
-export function defaultJobOptions(attempts: number): DefaultJobOptions {
-  return {
-    attempts,
-    backoff: { type: 'exponential', delay: 1_000 },
-    // A completed job's readings are in the database and its markers are gone: nothing reads it
-    // again. Kept by count they were most of Redis's memory under batches (up to 10,000 jobs of
-    // up to BATCH_LIMIT readings, about 590 bytes each), so Redis memory followed the traffic mix.
-    removeOnComplete: true,
-    removeOnFail: { age: FAILED_JOB_RETENTION_SECONDS },
-  };
+/** A job's delivery attempts after failures, and the delay before the next: 1 s, 2 s, 4 s, ... */
+export function retryDelayMs(attempt: number): number {
+  return 1_000 * 2 ** Math.min(attempt - 1, 20);
 }
 
-/** Key names shared by the API (which writes them) and the writer (which clears them). */
-export function redisKeys(prefix: string) {
+/** 36-character UUID -> 22 base64url characters: these names are most of what Redis holds per reading. */
+const packId = (readingId: string) => Buffer.from(readingId.replaceAll('-', ''), 'hex').toString('base64url');
+
+/**
+ * Key names shared by the API (which writes them) and the writer (which clears them). Every key
+ * of one queue carries the same hash tag (`{q}`), so the scripts that touch a job and its
+ * readings' records stay valid on Redis Cluster, where a script's keys must share a slot.
+ */
+export function redisKeys(prefix: string, queue: string = READINGS_QUEUE) {
+  const q = `${prefix}:{${queue}}`;
   return {
-    bullPrefix: `${prefix}:bull`,
-    /** reading id -> job id, while the reading is queued; how GET /v1/readings/{id} answers "queued". */
-    pending: (readingId: string) => `${prefix}:pending:${readingId}`,
+    /** The stream: one entry per job, deleted once its readings are committed (so its length is the backlog). */
+    stream: `${q}:s`,
+    /** Failed jobs: entry id -> JSON (FailedJob without the id); with `failedAt`, their ids by failure time (for retention and listing). */
+    failed: `${q}:failed`,
+    failedAt: `${q}:failed:at`,
+    /** reading id -> entry id, while the reading is queued (and kept with a failed job); how GET /v1/readings/{id} answers "queued". */
+    pending: (readingId: string) => `${q}:p:${packId(readingId)}`,
     /**
      * The idempotency record of a keyed reading, named by the reading's id (itself a digest of
-     * the client and its key), packed to 22 base64url characters: these records are most of what
-     * Redis holds at a steady rate, so their size is the sizing formula's bytes per reading.
+     * the client and its key): these records are most of what Redis holds at a steady rate, so
+     * their size is the sizing formula's bytes per reading.
      */
-    idempotency: (readingId: string) => `${prefix}:i:${Buffer.from(readingId.replaceAll('-', ''), 'hex').toString('base64url')}`,
+    idempotency: (readingId: string) => `${q}:i:${packId(readingId)}`,
     rateLimit: (key: string) => `${prefix}:rl:${key}`,
     storedChannel: `${prefix}:stored`,
   };

@@ -17,7 +17,7 @@ function manualQueue() {
 }
 
 function submission(id: string, meterId = 'm-1'): Submission {
-  return { reading: { id, meterId, readAt: '2026-11-30T10:00:00.000Z', values: { t1: 1 }, period: '2026-11', receivedAt: '2026-11-30T10:00:00.000Z' }, scope: 'public', fingerprint: '' };
+  return { reading: { id, meterId, readAt: '2026-11-30T10:00:00.000Z', values: { t1: 1 }, period: '2026-11', receivedAt: '2026-11-30T10:00:00.000Z' }, fingerprint: '' };
 }
 
 function coalescer(env: Record<string, string> = {}) {

@@ -13,7 +13,7 @@ interface Waiting {
 const MAX_SENDS_IN_FLIGHT = 4;
 
 /**
- * Group commit for single submissions: one queue job per group, so Redis and BullMQ work is
+ * Group commit for single submissions: one queue job per group, so Redis work is
  * paid once per group rather than once per reading. No timer: when nothing of this replica's is
  * in flight, what has arrived goes out at once (at the end of the current event-loop turn, so
  * requests parsed in the same turn share a job); while a send is in flight, arrivals gather and
@@ -102,5 +102,5 @@ export class SubmissionCoalescer {
  */
 function approximateBytes(s: Submission): number {
   const r = s.reading;
-  return 200 + r.id.length * 3 + r.meterId.length + (r.accountId?.length ?? 0) + (r.requestId?.length ?? 0) + (r.clientId?.length ?? 0) + (s.idempotencyKey?.length ?? 0) + s.scope.length + s.fingerprint.length;
+  return 200 + r.id.length * 2 + r.meterId.length + (r.accountId?.length ?? 0) + (r.requestId?.length ?? 0) + (r.clientId?.length ?? 0) + s.fingerprint.length;
 }

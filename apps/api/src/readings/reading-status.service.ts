@@ -48,7 +48,7 @@ export class ReadingStatusService {
     // The marker is read first: if the writer commits in between, the database lookup still sees the row.
     this.database.assertConnected();
     let redisDown = false;
-    const pending = await this.intake.pendingJob(id).catch(() => {
+    const pending = await this.intake.locate(id).catch(() => {
       redisDown = true;
       return undefined;
     });
@@ -61,7 +61,7 @@ export class ReadingStatusService {
     }
     if (!pending?.reading || !maySee(client, pending.reading.clientId)) return undefined;
     const reading = publicFields(pending.reading);
-    if (pending.state === 'failed') return { ...reading, status: 'failed', flags: [], reason: pending.failedReason ?? 'job failed' };
+    if (pending.state === 'failed') return { ...reading, status: 'failed', flags: [], reason: pending.reason };
     return { ...reading, status: 'queued', flags: [] };
   }
 }

@@ -55,12 +55,12 @@ export class ReadingsService extends ReadingIntake {
 
   async submitOne(body: unknown, ctx: SubmitContext): Promise<ReadingAccepted | ReadingStoredNow> {
     this.assertAccepting();
-    const { valid, reading, scope } = this.submissions.single(body, ctx);
+    const { valid, reading } = this.submissions.single(body, ctx);
     const id = reading.id;
     const waiter = ctx.wait ? this.notices.waitFor(id, this.config.intake.waitTimeoutMs) : undefined;
     let conflict: boolean;
     try {
-      conflict = await this.coalescer.submit({ reading, ...(ctx.wait ? { notify: true } : {}), idempotencyKey: ctx.idempotencyKey, scope, fingerprint: ctx.idempotencyKey ? readingFingerprint(valid) : '' });
+      conflict = await this.coalescer.submit({ reading, ...(ctx.wait ? { notify: true } : {}), fingerprint: ctx.idempotencyKey ? readingFingerprint(valid) : '' });
     } catch (err) {
       waiter?.cancel();
       this.queueFailure(err);
@@ -110,7 +110,7 @@ export class ReadingsService extends ReadingIntake {
         return;
       }
       const id = v.submissionId ? readingIdForKey(scope, v.submissionId) : newReadingId();
-      submissions.push({ reading: this.submissions.queued(v.reading, id, { ...ctx, wait: false }, receivedAt), idempotencyKey: v.submissionId, scope, fingerprint: v.submissionId ? readingFingerprint(v.reading) : '' });
+      submissions.push({ reading: this.submissions.queued(v.reading, id, { ...ctx, wait: false }, receivedAt), fingerprint: v.submissionId ? readingFingerprint(v.reading) : '' });
       indexes.push(index);
     });
     if (submissions.length > 0) {

@@ -33,13 +33,12 @@ export class SubmissionBuilder {
   }
 
   /** One submitted body: validated (a 4xx naming every bad field otherwise), given its id (derived from an Idempotency-Key), in its queued form. */
-  single(body: unknown, ctx: SubmitContext): { valid: ValidReading; reading: QueuedReading; scope: string } {
+  single(body: unknown, ctx: SubmitContext): { valid: ValidReading; reading: QueuedReading } {
     const now = Date.now();
     const result = validateReading(body, now, this.rules);
     if (!result.ok) this.rejectInvalid(result.errors, 'validation');
-    const scope = this.scopeFor(ctx.clientId);
-    const id = ctx.idempotencyKey ? readingIdForKey(scope, ctx.idempotencyKey) : newReadingId();
-    return { valid: result.reading, reading: this.queued(result.reading, id, ctx, new Date(now).toISOString()), scope };
+    const id = ctx.idempotencyKey ? readingIdForKey(this.scopeFor(ctx.clientId), ctx.idempotencyKey) : newReadingId();
+    return { valid: result.reading, reading: this.queued(result.reading, id, ctx, new Date(now).toISOString()) };
   }
 
   queued(reading: ValidReading, id: string, ctx: SubmitContext, receivedAt: string): QueuedReading {

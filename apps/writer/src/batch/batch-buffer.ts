@@ -46,6 +46,8 @@ export class BatchBuffer {
   constructor(
     private readonly options: BatchBufferOptions,
     private readonly flush: FlushFn,
+    /** Called once a flush has settled and the buffer's own state says so (after its jobs' promises settled). */
+    private readonly onFlushSettled: () => void = () => undefined,
   ) {}
 
   add(readings: readonly QueuedReading[]): Promise<WriteOutcome> {
@@ -67,6 +69,11 @@ export class BatchBuffer {
 
   get pendingReadings(): number {
     return this.waiting;
+  }
+
+  /** Nothing waits and nothing is being written. */
+  get idle(): boolean {
+    return this.waiting === 0 && this.inFlight === 0;
   }
 
   /** Shutdown: write what is waiting now instead of after the linger. */
@@ -164,6 +171,7 @@ export class BatchBuffer {
           this.idleWaiters = [];
           waiters.forEach((w) => w());
         }
+        this.onFlushSettled();
       });
   }
 }
