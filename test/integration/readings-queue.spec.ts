@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort, RedisInstance } from '../../scripts/lib/stack.mjs';
-import { type EnqueueItem, FAILED_JOB_RETENTION_SECONDS, ReadingsQueue } from '#libs/queue';
+import { type EnqueueItem, FAILED_JOB_RETENTION_SECONDS, PENDING_MARKER_TTL_SECONDS, ReadingsQueue } from '#libs/queue';
 import type { QueuedReading } from '#libs/readings';
 import { newReadingId } from '#libs/readings';
 
@@ -37,7 +37,9 @@ describe('enqueue', () => {
     expect(jobId).toMatch(/^\d+-\d+$/);
     expect(await q.counts()).toEqual({ waiting: 1, active: 0, failed: 0 });
     for (const r of [a, b, c]) expect(await redis.get(q.keys.pending(r.id))).toBe(jobId);
-    expect(await redis.ttl(q.keys.pending(a.id))).toBeGreaterThan(FAILED_JOB_RETENTION_SECONDS - 10);
+    // Longer than a failed job is kept, which counts from its failure, after the enqueue.
+    expect(PENDING_MARKER_TTL_SECONDS).toBeGreaterThan(FAILED_JOB_RETENTION_SECONDS);
+    expect(await redis.ttl(q.keys.pending(a.id))).toBeGreaterThan(PENDING_MARKER_TTL_SECONDS - 10);
     expect(await redis.get(q.keys.idempotency(b.id))).toBe('fp-b');
     expect(await redis.exists(q.keys.idempotency(a.id))).toBe(0);
     await q.ensureGroup();
@@ -193,25 +195,38 @@ describe('Redis at maxmemory (noeviction)', () => {
   let own: RedisInstance | undefined;
   afterAll(async () => own?.stop());
 
-  it('refuses the whole enqueue: no job, no marker, no idempotency record; the status lookup still answers', async () => {
+  it('refuses the whole enqueue (no job, no marker, no idempotency record) while the writers read, take over, fail and acknowledge', async () => {
     mkdirSync(join(dir, 'redis'), { recursive: true });
     own = new RedisInstance(join(dir, 'redis'), await freePort(), join(dir, 'redis.log'));
     await own.start();
     const client = new Redis(own.url);
+    const ownReader = new Redis(own.url);
     try {
       const q = new ReadingsQueue(client, 'oom');
-      const queued = reading('queued');
-      await q.enqueue([item(queued)], 60);
+      await q.ensureGroup();
+      const [a, b, c, d] = [reading('A'), reading('B'), reading('C'), reading('D')];
+      for (const r of [a, b, c, d]) await q.enqueue([item(r)], 60);
+      const [held] = await q.read(ownReader, 'w1', 1);
       await client.set('filler', 'x'.repeat(2_000_000));
       const used = Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
       await client.config('SET', 'maxmemory', String(used - 1_000_000));
       const r = reading('refused');
       await expect(q.enqueue([item(r, 'fp')], 60)).rejects.toThrow(/OOM/);
       expect(await client.exists(q.keys.idempotency(r.id), q.keys.pending(r.id))).toBe(0);
-      expect(await q.depth()).toBe(1);
-      expect(await q.locate(queued.id)).toMatchObject({ state: 'queued', reading: queued });
+      expect(await q.depth()).toBe(4);
+      expect(await q.locate(b.id)).toMatchObject({ state: 'queued', reading: b });
+      // The writers' side goes on: read, heartbeat, take over, fail, acknowledge.
+      const [next, last] = await q.read(ownReader, 'w1', 2);
+      expect([next!.readings, last!.readings]).toEqual([[b], [c]]);
+      expect(await q.heartbeat('w1', [held!.id])).toEqual([held!.id]);
+      expect((await q.reclaim('w2', 0, 1, 5)).claimed.map((e) => e.id)).toEqual([held!.id]);
+      expect(await q.fail(next!.id, 'refused by the database')).toBe(true);
+      await q.complete([held!.id, last!.id], [a.id, c.id], [], 'oom:stored');
+      expect(await q.counts()).toEqual({ waiting: 1, active: 0, failed: 1 });
+      expect(Number(/evicted_keys:(\d+)/.exec(await client.info('stats'))![1])).toBe(0);
     } finally {
       client.disconnect();
+      ownReader.disconnect();
     }
   });
 });

@@ -41,6 +41,13 @@ export interface FailedJob {
 
 /** Failed jobs are kept this long: a failed job is a reading someone must look at, never silent loss. */
 export const FAILED_JOB_RETENTION_SECONDS = 30 * 86_400;
+/**
+ * A reading's "queued" marker lives this long from its enqueue; it is deleted at COMMIT. Twice
+ * the failed set's retention: the retention counts from the failure, which comes after the
+ * enqueue (minutes of retries, or as long as the backlog waited), and a reading of a failed job
+ * must stay findable through its marker for as long as the job is kept.
+ */
+export const PENDING_MARKER_TTL_SECONDS = 2 * FAILED_JOB_RETENTION_SECONDS;
 
 /** A job's delivery attempts after failures, and the delay before the next: 1 s, 2 s, 4 s, ... */
 export function retryDelayMs(attempt: number): number {

@@ -2,7 +2,9 @@
  * The queue's Lua scripts. Each runs atomically in Redis, so a job and the records of its
  * readings change together. `#!lua` makes Redis check memory before a script that may write
  * starts (with `noeviction` at `maxmemory`, such a script is refused whole, never half-run),
- * and holds each script to the keys it declares (needed on Redis Cluster).
+ * and holds each script to the keys it declares (needed on Redis Cluster). Only the enqueue
+ * grows what Redis holds; the writer's bookkeeping (takeover, heartbeat, failure, trim) moves or
+ * frees what is there and is marked `allow-oom`, so writers keep draining a full Redis.
  *
  * A failed job's record is built in one place (FAIL_JOB), used by the writer when a job ran out
  * of attempts and by the reclaim when it stalled too often.
@@ -82,7 +84,7 @@ return {conflicts, id}
  * KEYS: stream, failed, failedAt. ARGV: group, consumer, min idle ms, count, max stalled count,
  * now (ms), reason. Returns { claimed entries as XCLAIM gives them, ids moved to the failed set }.
  */
-export const RECLAIM_SCRIPT = `#!lua
+export const RECLAIM_SCRIPT = `#!lua flags=allow-oom
 ${FAIL_JOB}
 local stream, group, consumer, minIdle = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local maxStalled = tonumber(ARGV[5])
@@ -110,7 +112,7 @@ return {claimed, dead}
  *
  * KEYS: stream. ARGV: group, consumer, entry ids. Returns the ids still owned.
  */
-export const HEARTBEAT_SCRIPT = `#!lua
+export const HEARTBEAT_SCRIPT = `#!lua flags=allow-oom
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local args = {stream, group, consumer, 0}
 for i = 3, #ARGV do
@@ -129,7 +131,7 @@ return redis.call('XCLAIM', unpack(args))
  * KEYS: stream, failed, failedAt. ARGV: group, entry id, reason, now (ms). Returns 1 if the
  * job was still there to keep (0: another writer had already finished or failed it).
  */
-export const FAIL_SCRIPT = `#!lua
+export const FAIL_SCRIPT = `#!lua flags=allow-oom
 ${FAIL_JOB}
 return failJob(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `;

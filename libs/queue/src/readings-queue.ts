@@ -4,6 +4,7 @@ import { LuaScript } from './lua-script.js';
 import {
   FAILED_JOB_RETENTION_SECONDS,
   type FailedJob,
+  PENDING_MARKER_TTL_SECONDS,
   type QueueEntry,
   READINGS_QUEUE,
   redisKeys,
@@ -86,7 +87,7 @@ export class ReadingsQueue {
   /** Returns the 0-based indexes of items refused because their key was used with another payload, and the job's id if one was added. */
   async enqueue(items: readonly EnqueueItem[], idempotencyTtlSeconds: number): Promise<{ conflicts: Set<number>; jobId?: string }> {
     const keys: string[] = [this.keys.stream];
-    const args: (string | number)[] = [idempotencyTtlSeconds, FAILED_JOB_RETENTION_SECONDS];
+    const args: (string | number)[] = [idempotencyTtlSeconds, PENDING_MARKER_TTL_SECONDS];
     for (const { reading, fingerprint, notify } of items) {
       const pending = this.keys.pending(reading.id);
       keys.push(pending, fingerprint ? this.keys.idempotency(reading.id) : pending);
