@@ -3,9 +3,21 @@ import { describe, expect, it } from 'vitest';
 import { intakeLatency, percentile } from './nginx-log.mjs';
 import { plotThroughputLatency, plotTimeSeries } from './plot.mjs';
 import { Canvas, crc32 } from './png.mjs';
-import { errorCount, nextRate, spikeFailures, sustainedFailures } from './rules.mjs';
+import { ceilingFailures, errorCount, nextRate, spikeFailures, sustainedFailures } from './rules.mjs';
 
 const okVerify = { ok: true, drained: true, drainMs: 400, lost: [], duplicated: [], valueMismatch: [] };
+
+describe('ceilingFailures', () => {
+  it('holds the noop sweep to the same latency, error and schedule limits, with nothing to verify', () => {
+    expect(ceilingFailures({ nginxP99Ms: 49, byStatus: { 202: 1000 }, clientOverloaded: 0 })).toEqual([]);
+    expect(ceilingFailures({ nginxP99Ms: 51, byStatus: { 202: 990, 503: 10 }, clientOverloaded: 2 })).toEqual(['p99 at nginx 51.0 ms > 50 ms', '10 failed requests', 'generator fell behind (2)']);
+  });
+
+  it('is the first part of the sustained rule: a step failing it fails both', () => {
+    const step = { nginxP99Ms: 60, byStatus: { 202: 100, 0: 1 }, clientOverloaded: 0 };
+    expect(sustainedFailures({ ...step, verify: okVerify }).slice(0, 2)).toEqual(ceilingFailures(step));
+  });
+});
 
 describe('sustainedFailures', () => {
   it('passes a step within every limit', () => {

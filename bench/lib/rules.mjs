@@ -15,11 +15,7 @@ export function errorCount(byStatus) {
  * acknowledged, and the writers drained within DRAIN_LIMIT_MS of the end. Returns the reasons it did not.
  */
 export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, verify, readings }) {
-  const reasons = [];
-  if (!(nginxP99Ms <= P99_LIMIT_MS)) reasons.push(`p99 at nginx ${nginxP99Ms.toFixed(1)} ms > ${P99_LIMIT_MS} ms`);
-  const errors = errorCount(byStatus);
-  if (errors > 0) reasons.push(`${errors} failed requests`);
-  if (clientOverloaded > 0) reasons.push(`generator fell behind (${clientOverloaded})`);
+  const reasons = ceilingFailures({ nginxP99Ms, byStatus, clientOverloaded });
   const invalidAcknowledged = readings?.invalidAcknowledged ?? 0;
   if (invalidAcknowledged > 0) reasons.push(`${invalidAcknowledged} invalid readings acknowledged`);
   // Only the planted invalid readings may be refused. A 4xx beyond them is the service failing
@@ -31,6 +27,20 @@ export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, veri
     if (!verify.ok) reasons.push(`verify failed: lost ${verify.lost.length}, duplicated ${verify.duplicated.length}, mismatched ${verify.valueMismatch.length}`);
     if (!verify.drained || verify.drainMs > DRAIN_LIMIT_MS) reasons.push(`backlog drained in ${verify.drainMs} ms (limit ${DRAIN_LIMIT_MS} ms)`);
   }
+  return reasons;
+}
+
+/**
+ * The HTTP ceiling's rule (INTAKE_MODE=noop: 202 without reading the body, nothing stored): the
+ * sustained rule's latency, error and schedule parts, so the ceiling and the service are swept by
+ * the same generator under the same limits. Nothing to verify, and an invalid payload gets 202.
+ */
+export function ceilingFailures({ nginxP99Ms, byStatus, clientOverloaded }) {
+  const reasons = [];
+  if (!(nginxP99Ms <= P99_LIMIT_MS)) reasons.push(`p99 at nginx ${nginxP99Ms.toFixed(1)} ms > ${P99_LIMIT_MS} ms`);
+  const errors = errorCount(byStatus);
+  if (errors > 0) reasons.push(`${errors} failed requests`);
+  if (clientOverloaded > 0) reasons.push(`generator fell behind (${clientOverloaded})`);
   return reasons;
 }
 
