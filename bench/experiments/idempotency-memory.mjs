@@ -31,8 +31,9 @@ try {
   // A client's own key as the load generator sends it: a UUID.
   const layouts = {
     'before (mi:idem:<scope>:<key>)': (key) => `mi:idem:${scope}:${key}`,
-    '2026-12-04 (mi:i:<reading id, base64url>)': (key) => `mi:i:${keys.idempotency(readingIdForKey(scope, key)).split(':i:')[1]}`,
-    'now (mi:{q}:i:<reading id, base64url>)': (key) => keys.idempotency(readingIdForKey(scope, key)),
+    '2026-12-04 (mi:i:<reading id, base64url>)': (key) => `mi:i:${keys.idempotency(readingIdForKey(scope, key)).split('}i:')[1]}`,
+    'hash tag after the prefix, not kept (mi:{q}:i:<reading id, base64url>)': (key) => `mi:{q}:i:${keys.idempotency(readingIdForKey(scope, key)).split('}i:')[1]}`,
+    'now ({mi}i:<reading id, base64url>)': (key) => keys.idempotency(readingIdForKey(scope, key)),
   };
   const fingerprint = 'x'.repeat(22);
   const results = [];

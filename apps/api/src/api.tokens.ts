@@ -1,3 +1,2 @@
 export const API_METRICS = Symbol('API_METRICS');
 export const PRODUCER_REDIS = Symbol('PRODUCER_REDIS');
-export const READINGS_QUEUE_TOKEN = Symbol('READINGS_QUEUE');

@@ -6,7 +6,6 @@ import {
   type FailedJob,
   PENDING_MARKER_TTL_SECONDS,
   type QueueEntry,
-  READINGS_QUEUE,
   redisKeys,
   type RedisKeys,
   type StoredNotice,
@@ -79,7 +78,7 @@ export class ReadingsQueue {
   constructor(
     private readonly redis: Redis,
     prefix: string,
-    queue: string = READINGS_QUEUE,
+    queue?: string,
   ) {
     this.keys = redisKeys(prefix, queue);
   }
