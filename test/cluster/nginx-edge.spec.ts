@@ -77,6 +77,41 @@ describe('nginx when no replica answers', () => {
   });
 });
 
+describe('nginx stamps when it hands a request on', () => {
+  it('sends X-Request-Start: t=<its clock, seconds.milliseconds>, overwriting a value the client sent', async () => {
+    // A "replica" that records the request's head and answers 202.
+    const heads: string[] = [];
+    const port = await freePort();
+    const server = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', (chunk: Buffer) => {
+        heads.push(chunk.toString('latin1'));
+        socket.end('HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    servers.push(server);
+    const listen = await freePort();
+    const stamping = new NginxProcess(join(dir, 'nginx-stamp'), listen, nginxSettings(edgeEnv));
+    try {
+      await stamping.start([]);
+      await stamping.setUpstreams([{ name: 'recording', port }]);
+      const before = Date.now();
+      // An old stamp from the client would make a replica refuse its own request, and a future one would dodge the shedding.
+      const res = await fetch(`https://127.0.0.1:${listen}/v1/readings`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-start': 't=1000000000.000' }, body: '{}' });
+      expect(res.status).toBe(202);
+      const stamps = heads.flatMap((h) => [...h.matchAll(/^x-request-start: (.*)\r$/gim)].map((m) => m[1]!));
+      expect(stamps).toHaveLength(1);
+      expect(stamps[0]).toMatch(/^t=\d+\.\d{3}$/);
+      const stampedMs = Number(stamps[0]!.slice(2)) * 1000;
+      expect(stampedMs).toBeGreaterThanOrEqual(before - 1_000);
+      expect(stampedMs).toBeLessThanOrEqual(Date.now() + 1_000);
+    } finally {
+      await stamping.stop();
+    }
+  });
+});
+
 describe('nginx with every replica at NGINX_UPSTREAM_MAX_CONNS', () => {
   it('refuses the excess at once with 503 and Retry-After instead of queueing it behind the busy replicas', async () => {
     const listen = await freePort();

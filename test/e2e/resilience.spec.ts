@@ -107,6 +107,24 @@ describe('Redis outage', () => {
 });
 
 describe('shedding and limits', () => {
+  it('refuses a request that waited past SHED_QUEUE_TIME_MS after nginx passed it on, with 503 and Retry-After, and stores none of it', async () => {
+    const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `queue-time-${Date.now()}`, SHED_QUEUE_TIME_MS: '200' };
+    const a = await api(env, 'api-queue-time');
+    const prefix = testRunPrefix('queue-time');
+    const stamp = (agoMs: number) => ({ 'x-request-start': `t=${((Date.now() - agoMs) / 1000).toFixed(3)}` });
+    const late = await postJson(`${a.url}/v1/readings`, validReading(prefix, 1), stamp(1_000));
+    expect(late.status).toBe(503);
+    expect(late.json.error.code).toBe('overloaded');
+    expect(late.json.error.message).toMatch(/waited \d+ ms/);
+    expect(late.headers.get('retry-after')).toBe('1');
+    // Within the threshold, or without a stamp (not from nginx): taken.
+    expect((await postJson(`${a.url}/v1/readings`, validReading(prefix, 2), stamp(0))).status).toBe(202);
+    expect((await postJson(`${a.url}/v1/readings`, validReading(prefix, 3))).status).toBe(202);
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(metrics).toMatch(/^intake_shed_total\{reason="queue_time"[^}]*\} 1$/m);
+    expect(await withQueue(stack.redisUrl, env.REDIS_PREFIX, (queue) => queue.counts())).toEqual({ waiting: 2, active: 0, failed: 0 });
+  });
+
   it('sheds with 503 + Retry-After above the backlog high-water mark, and accepts nothing it sheds', async () => {
     const env = { REDIS_URL: stack.redisUrl, REDIS_PREFIX: `shed-${Date.now()}`, QUEUE_HIGH_WATER_JOBS: '5', BACKLOG_POLL_MS: '50' };
     // No writer: the backlog only grows.

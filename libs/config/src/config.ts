@@ -31,6 +31,8 @@ export interface AppConfig {
     highWaterJobs: number;
     /** Shed new intake with 503 while this process's event-loop delay (p99) is above this; 0 disables. */
     shedEventLoopDelayMs: number;
+    /** Shed a /v1 request with 503 when it waited longer than this in the replica after nginx passed it on (X-Request-Start); 0 disables. */
+    shedQueueTimeMs: number;
     backlogPollMs: number;
     /** A group of single submissions (one queue job) holds at most this many readings... */
     coalesceMaxReadings: number;
@@ -220,6 +222,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       batchLimit: r.int('BATCH_LIMIT', 1_000, 1, 100_000),
       highWaterJobs: r.int('QUEUE_HIGH_WATER_JOBS', 50_000, 1, 10_000_000),
       shedEventLoopDelayMs: r.int('SHED_EVENT_LOOP_DELAY_MS', 250, 0, 60_000),
+      shedQueueTimeMs: r.int('SHED_QUEUE_TIME_MS', 100, 0, 60_000),
       backlogPollMs: r.int('BACKLOG_POLL_MS', 500, 50, 60_000),
       coalesceMaxReadings: r.int('COALESCE_MAX_READINGS', 200, 1, 10_000),
       coalesceMaxBytes: r.int('COALESCE_MAX_BYTES', 1_048_576, 1_024, 67_108_864),

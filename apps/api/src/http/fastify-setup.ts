@@ -6,6 +6,7 @@ import type { AppConfig } from '#libs/config';
 import type { ApiMetrics, Logger } from '#libs/observability';
 import { EventLoopMonitor } from '../intake/event-loop.monitor.js';
 import { ApiError, errorBody } from './api-error.js';
+import { queuedForMs } from './queue-time.js';
 
 /**
  * More headers than any client of this API sends (a browser sends about 20). nginx limits their
@@ -91,6 +92,18 @@ export function configureFastify(app: FastifyInstance, config: AppConfig, metric
     if (request.raw.rawHeaders.length > 2 * MAX_REQUEST_HEADERS) {
       void reply.status(431).send(errorBody('headers_too_large', `a request carries at most ${MAX_REQUEST_HEADERS} headers`, [{ path: 'headers', message: `${request.raw.rawHeaders.length / 2} headers` }]));
       return;
+    }
+    // Waited too long in this replica before its turn came (a spike queues here): refused before
+    // its body is read, in microseconds, so the queue drains instead of growing. Steady load
+    // waits far less, so it is not refused.
+    const shedAfterMs = config.intake.shedQueueTimeMs;
+    if (shedAfterMs > 0 && request.url.startsWith('/v1/')) {
+      const waited = queuedForMs(request.headers['x-request-start'], Date.now());
+      if (waited !== undefined && waited > shedAfterMs) {
+        metrics.shed.inc({ reason: 'queue_time' });
+        void reply.status(503).header('retry-after', '1').send(errorBody('overloaded', `this replica is behind: the request waited ${Math.round(waited)} ms for its turn; retry shortly`));
+        return;
+      }
     }
     // Saturated: refuse new readings before their bodies are read, cheaply and visibly.
     if (request.method === 'POST' && loop.overloaded) {
