@@ -437,8 +437,8 @@ end
 }
 
 /**
- * The HTTP ceiling: nginx and the replicas answering 202 without reading the body
- * (INTAKE_MODE=noop), measured by the same clients as the service so the ratios compare like
+ * The HTTP ceiling: nginx and the replicas answering 202 without validating, queueing or
+ * storing (INTAKE_MODE=noop; Fastify still parses the JSON), measured by the same clients as the service so the ratios compare like
  * with like: the load generator swept open-model under the same rule as the singles (p99 at
  * nginx, errors, schedule; nothing to verify), and wrk's closed loop at 64 connections.
  */
@@ -447,8 +447,21 @@ async function httpCeiling() {
   // The closed loop with the light client bounds it from above; the generator pays its own share of the 2 cores.
   const generator = await sweep('ceiling (noop)', { start: Math.round(wrk.requestsPerSec * 0.4), factor: plan.singleFactor, maxSteps: plan.ceilingSteps, verify: false });
   const requestsPerSec = generator.best?.intendedRate ?? 0;
-  say(`HTTP ceiling: the generator sustains ${requestsPerSec} req/s under the singles' rule (nginx p99 ${generator.best?.nginxLatencyMs.p99 ?? '-'} ms); wrk's closed loop ${wrk.requestsPerSec} req/s`);
-  return { requestsPerSec, wrk, generator: generator.best };
+  if (!requestsPerSec) throw new Error('the HTTP ceiling sweep passed no step: nothing to compare the service with (see the ceiling steps above)');
+  // The rule counts refusals as failures, and the replicas' own shedding refuses a little near
+  // saturation even doing nothing: the range where the ceiling lies by latency alone says how
+  // much that moves the figure.
+  const byLatency = ceilingByLatency(generator.steps);
+  say(`HTTP ceiling: the generator sustains ${requestsPerSec} req/s under the singles' rule (nginx p99 ${generator.best?.nginxLatencyMs.p99 ?? '-'} ms); by latency alone between ${byLatency.atLeast} and ${byLatency.below ?? 'above the steps run'} req/s; wrk's closed loop ${wrk.requestsPerSec} req/s`);
+  return { requestsPerSec, byLatency, wrk, generator: generator.best };
+}
+
+/** Of the ceiling sweep's steps: the highest that kept p99 and its schedule whatever its refusals, and the lowest that did not. */
+function ceilingByLatency(steps) {
+  const byLatency = (st) => ceilingFailures({ nginxP99Ms: st.nginxLatencyMs.p99, byStatus: {}, clientOverloaded: st.clientOverloaded }).length === 0;
+  const rates = (keep) => steps.filter((st) => byLatency(st) === keep).map((st) => st.intendedRate);
+  const below = rates(false).filter((r) => r > Math.max(0, ...rates(true)));
+  return { atLeast: Math.max(0, ...rates(true)), below: below.length ? Math.min(...below) : undefined };
 }
 
 /** The readings table's raw insert rate: the writer's own multi-row statement, no queue, no flags query, no HTTP. */
@@ -559,7 +572,7 @@ function markdown() {
   for (const [k, v] of s.figures) lines.push(`| ${k} | ${v} |`);
   lines.push('', '## Every step', '', '| step | intended /s | achieved req/s | stored readings/s | nginx p50 / p99 / max ms | client p99 ms | errors | verified | drain ms | max queue jobs | PG CPU s per 1k stored | sustained |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const st of result.steps.filter((x) => x.intendedRate)) {
-    lines.push(`| ${st.name} | ${fmt(st.intendedRate)} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.storedReadingsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(st.clientLatencyMs?.p99, 1)} | ${st.errors} | ${st.verify?.ok ? `ok (${fmt(st.verify.stored)} rows)` : `**no** (lost ${st.verify?.lost}, dup ${st.verify?.duplicated})`} | ${fmt(st.verify?.drainMs)} | ${fmt(st.maxQueueDepthJobs)} | ${fmt(st.postgresCpuSecondsPer1000Stored, 3)} | ${st.spikeFailures ? (st.spikeFailures.length ? `spike: ${st.spikeFailures.join('; ')}` : 'spike: shed well') : (st.sweepPassed ?? st.sustained) ? (st.sustained ? 'yes' : 'yes (no latency rule for batches)') : st.failures.join('; ')} |`);
+    lines.push(`| ${st.name} | ${fmt(st.intendedRate)} | ${fmt(st.achievedRequestsPerSec)} | ${fmt(st.storedReadingsPerSec)} | ${fmt(st.nginxLatencyMs.p50, 1)} / ${fmt(st.nginxLatencyMs.p99, 1)} / ${fmt(st.nginxLatencyMs.max, 1)} | ${fmt(st.clientLatencyMs?.p99, 1)} | ${st.errors} | ${!st.verify ? 'not verified (noop)' : st.verify.ok ? `ok (${fmt(st.verify.stored)} rows)` : `**no** (lost ${st.verify.lost}, dup ${st.verify.duplicated})`} | ${fmt(st.verify?.drainMs)} | ${fmt(st.maxQueueDepthJobs)} | ${fmt(st.postgresCpuSecondsPer1000Stored, 3)} | ${st.spikeFailures ? (st.spikeFailures.length ? `spike: ${st.spikeFailures.join('; ')}` : 'spike: shed well') : (st.sweepPassed ?? st.sustained) ? (st.sustained ? 'yes' : 'yes (no latency rule for batches)') : st.failures.join('; ')} |`);
   }
   const profile = result.steps.filter((x) => x.profile);
   if (profile.length) {
@@ -588,6 +601,7 @@ function plot() {
     { name: 'queue singles', color: [0, 90, 200], points: result.steps.filter((x) => x.sweep === 'singles').map(point) },
     { name: 'naive singles', color: [220, 110, 0], points: result.steps.filter((x) => x.sweep === 'naive').map(point) },
     { name: 'batches of 500', color: [0, 150, 70], points: result.steps.filter((x) => x.sweep === 'batches').map(point) },
+    { name: 'http ceiling (noop)', color: [120, 120, 120], points: result.steps.filter((x) => x.sweep === 'ceiling (noop)').map(point) },
   ];
   return plotThroughputLatency({
     title: `METER-INTAKE ${result.startedAt.slice(0, 16)}${QUICK ? ' QUICK' : ''}: THROUGHPUT VS P99 AT NGINX`,
@@ -722,7 +736,7 @@ try {
         ...profile.targets,
         {
           target: 'singles sustained >= 50 % of the HTTP ceiling (both swept by the load generator under the same rule)',
-          measured: `${sustainedRate} req/s (${storedRate} readings stored/s) vs ${http.requestsPerSec} req/s = ${pct(sustainedRate, http.requestsPerSec)}`,
+          measured: `${sustainedRate} req/s (${storedRate} readings stored/s) vs ${http.requestsPerSec} req/s = ${pct(sustainedRate, http.requestsPerSec)} (against the ceiling by latency alone, ${http.byLatency.atLeast}-${http.byLatency.below ?? '?'} req/s: ${pct(sustainedRate, http.byLatency.below ?? http.byLatency.atLeast)}-${pct(sustainedRate, http.byLatency.atLeast)})`,
           met: Boolean(sustained) && http.requestsPerSec > 0 && sustainedRate >= 0.5 * http.requestsPerSec,
         },
         { target: 'singles sustained >= 2x the naive design', measured: `${storedRate} vs ${naiveRate} stored/s = ${naiveRate ? (storedRate / naiveRate).toFixed(2) : '-'}x`, met: naiveRate > 0 && storedRate >= 2 * naiveRate },

@@ -6,7 +6,7 @@
 // commandstats) with Redis's own microseconds per call, and CPU ms per component. This is how
 // the per-job cost of the writer and Redis shows up, which the benchmark's per-component CPU
 // alone cannot tell apart from a per-reading one. MI_MODE=noop runs the replicas in the HTTP
-// ceiling's mode (202 without reading the body): the HTTP path alone at the same rate.
+// ceiling's mode (202 without validating, queueing or storing): the HTTP path alone at the same rate.
 // ENV=VALUE pairs in MI_EXTRA_ENV (space separated) go to the cluster, so a setting can be
 // compared; MI_CPU_PROF_DIR=<dir> profiles every replica and writer (scripts/cluster/supervised.mjs).
 import { spawn } from 'node:child_process';

@@ -31,7 +31,7 @@ export function sustainedFailures({ nginxP99Ms, byStatus, clientOverloaded, veri
 }
 
 /**
- * The HTTP ceiling's rule (INTAKE_MODE=noop: 202 without reading the body, nothing stored): the
+ * The HTTP ceiling's rule (INTAKE_MODE=noop: 202 without validating, queueing or storing): the
  * sustained rule's latency, error and schedule parts, so the ceiling and the service are swept by
  * the same generator under the same limits. Nothing to verify, and an invalid payload gets 202.
  */

@@ -145,14 +145,14 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     // The supervisor records the new pid after its own readiness check, which can come after
     // the API has already reconnected: wait for the record rather than read it once.
     await waitFor('the supervisor to record the restarted Redis', () => cluster.table().redis.pid !== before.redis.pid, 30_000, 100);
-    // Killed right after the 202, Redis may have run a writer's fetch (the job is "active", with
-    // that writer's lock) without the reply reaching the writer. Such a job is redelivered once
-    // its lock expires and the stalled check runs: up to WRITER_LOCK_DURATION_MS +
+    // Killed right after the 202, Redis may have run a writer's read (the job is in that writer's
+    // pending list) without the reply reaching the writer. Such a job is taken over once
+    // it has been idle for the lock and a writer's reclaim runs: up to WRITER_LOCK_DURATION_MS +
     // WRITER_STALLED_INTERVAL_MS (30 s + 30 s by default). So the bound is that, plus a margin;
     // 30 s alone made the test depend on where the kill landed.
     const stored = await waitFor('the reading acknowledged before the kill to be stored', async () => (await getJson(`${cluster.url}/v1/readings/${first.json.id}`)).json?.status === 'stored', 75_000, 250).catch(
       async (err: Error) => {
-        // Where the job is says which part failed to move it: waiting (no writer fetching), active (a lost lock), failed.
+        // Where the job is says which part failed to move it: waiting (no writer reading), active (a lost read not yet taken over), failed.
         const counts = await withQueue(cluster.table().redis.url, 'mi', (queue) => queue.counts());
         const writerLogs = cluster.table().writers.map((w) => `${w.name}: ${readFileSync(w.log, 'utf8').trimEnd().split('\n').slice(-5).join('\n')}`);
         throw new Error(`${err.message}; queue ${JSON.stringify(counts)}\n${writerLogs.join('\n')}`);

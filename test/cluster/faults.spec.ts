@@ -115,7 +115,7 @@ describe('faults under load', () => {
     expect(after.length).toBeGreaterThan(100);
     expect(after.every((r) => r.status === 202)).toBe(true);
     console.log(`F20: ${refused.length} refused with 503 (slowest ${slowest} ms), ${results.length - refused.length} accepted`);
-    // A job a writer was fetching when Redis stopped comes back after its lock expires (30 s) and the stalled check runs (30 s).
+    // A job a writer was reading when Redis stopped is taken over once idle for the lock (30 s) at the next reclaim (30 s).
     const v = await verifyLedger(cluster.table().postgres.primary, ledgerOfLoad(results), prefix, 90_000);
     expect(v.lost).toEqual([]);
     expect(v.duplicated).toEqual([]);

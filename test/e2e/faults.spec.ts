@@ -215,7 +215,7 @@ describe('F4: a writer paused (SIGSTOP) past its job lock, then resumed', () => 
     let w2: AppProcess;
     try {
       w2 = await writer(env, 'writer-f4-2');
-      // Past w1's lock (3 s), w2's stalled check takes the job and its INSERT waits on w1's open rows.
+      // Past w1's lock (3 s), w2's reclaim takes the job over and its INSERT waits on w1's open rows.
       await waitFor('the second writer to wait on the paused writer\'s rows', async () => (await writersWaitingOnLock()) > 0, 20_000);
       // Past the statement timeout (2.5 s): w2's insert is cancelled (57014) and retried.
       await sleep(4_000);

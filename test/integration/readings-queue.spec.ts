@@ -151,14 +151,35 @@ describe('reclaim, heartbeat and the failed set', () => {
     ]);
   });
 
-  it('fail() moves a job to the failed set once; a job another writer finished is not resurrected', async () => {
+  it('release hands a stopping writer\'s job back: another writer takes it over at once, and the takeover is no stall', async () => {
     const q = freshQueue();
     const r = reading('A');
     await q.enqueue([item(r)], 60);
     await q.ensureGroup();
     const [entry] = await q.read(reader, 'w1', 10);
-    expect(await q.fail(entry!.id, 'relation "readings" does not exist')).toBe(true);
-    expect(await q.fail(entry!.id, 'again')).toBe(false);
+    // Only the holder can hand it back.
+    expect(await q.release('w2', [entry!.id], 60_000)).toBe(0);
+    expect(await q.reclaim('w2', 60_000, 10, 0)).toEqual({ claimed: [], failed: [] });
+    expect(await q.release('w1', [entry!.id], 60_000)).toBe(1);
+    // Taken at once with the lock's idle time, and not failed although no stall is allowed.
+    const taken = await q.reclaim('w2', 60_000, 10, 0);
+    expect(taken.failed).toEqual([]);
+    expect(taken.claimed.map((e) => e.readings)).toEqual([[r]]);
+    const pending = (await redis.xpending(q.keys.stream, 'writers', '-', '+', 10)) as [string, string, number, number][];
+    expect(pending.map(([, owner, , deliveries]) => [owner, deliveries])).toEqual([['w2', 1]]);
+  });
+
+  it('fail() moves a job to the failed set once, and only for the writer that holds it', async () => {
+    const q = freshQueue();
+    const r = reading('A');
+    await q.enqueue([item(r)], 60);
+    await q.ensureGroup();
+    const [entry] = await q.read(reader, 'w1', 10);
+    // Another writer's job (w1 holds it): not failed under it.
+    expect(await q.fail('w2', entry!.id, 'not mine')).toBe(false);
+    expect(await q.counts()).toEqual({ waiting: 0, active: 1, failed: 0 });
+    expect(await q.fail('w1', entry!.id, 'relation "readings" does not exist')).toBe(true);
+    expect(await q.fail('w1', entry!.id, 'again')).toBe(false);
     expect(await q.failedJobs()).toMatchObject([{ id: entry!.id, reason: 'relation "readings" does not exist', deliveries: 1, readings: [r] }]);
     expect(await q.counts()).toEqual({ waiting: 0, active: 0, failed: 1 });
   });
@@ -168,7 +189,7 @@ describe('reclaim, heartbeat and the failed set', () => {
     await q.enqueue([item(reading('A'))], 60);
     await q.ensureGroup();
     const [entry] = await q.read(reader, 'w1', 10);
-    await q.fail(entry!.id, 'x');
+    await q.fail('w1', entry!.id, 'x');
     const [failed] = await q.failedJobs();
     expect(await q.trimFailed(1_000, failed!.failedAt + FAILED_JOB_RETENTION_SECONDS * 1_000 - 1)).toBe(0);
     expect(await q.trimFailed(1_000, failed!.failedAt + FAILED_JOB_RETENTION_SECONDS * 1_000 + 1)).toBe(1);
@@ -212,6 +233,8 @@ describe('Redis at maxmemory (noeviction)', () => {
       await client.config('SET', 'maxmemory', String(used - 1_000_000));
       const r = reading('refused');
       await expect(q.enqueue([item(r, 'fp')], 60)).rejects.toThrow(/OOM/);
+      // A writer (re)starting now finds its group (Redis would refuse to create it at maxmemory).
+      await expect(new ReadingsQueue(client, 'oom').ensureGroup()).resolves.toBeUndefined();
       expect(await client.exists(q.keys.idempotency(r.id), q.keys.pending(r.id))).toBe(0);
       expect(await q.depth()).toBe(4);
       expect(await q.locate(b.id)).toMatchObject({ state: 'queued', reading: b });
@@ -220,7 +243,7 @@ describe('Redis at maxmemory (noeviction)', () => {
       expect([next!.readings, last!.readings]).toEqual([[b], [c]]);
       expect(await q.heartbeat('w1', [held!.id])).toEqual([held!.id]);
       expect((await q.reclaim('w2', 0, 1, 5)).claimed.map((e) => e.id)).toEqual([held!.id]);
-      expect(await q.fail(next!.id, 'refused by the database')).toBe(true);
+      expect(await q.fail('w1', next!.id, 'refused by the database')).toBe(true);
       await q.complete([held!.id, last!.id], [a.id, c.id], [], 'oom:stored');
       expect(await q.counts()).toEqual({ waiting: 1, active: 0, failed: 1 });
       expect(Number(/evicted_keys:(\d+)/.exec(await client.info('stats'))![1])).toBe(0);

@@ -11,6 +11,7 @@ describe('redisKeys', () => {
     expect(Buffer.from(a.slice('{mi}i:'.length), 'base64url').toString('hex')).toBe('3f0e2b9c5d0a4c8e9a570c7d2f1e4b6a');
     expect(keys.idempotency('3f0e2b9c-5d0a-4c8e-9a57-0c7d2f1e4b6b')).not.toBe(a);
     expect(keys.pending('3f0e2b9c-5d0a-4c8e-9a57-0c7d2f1e4b6a')).toBe(a.replace('}i:', '}p:'));
+    expect(keys.readingKeys('3f0e2b9c-5d0a-4c8e-9a57-0c7d2f1e4b6a')).toEqual({ pending: a.replace('}i:', '}p:'), idempotency: a });
   });
 
   it('puts every key a queue script touches under one hash tag, so the scripts run on Redis Cluster', () => {

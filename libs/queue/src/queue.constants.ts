@@ -78,6 +78,11 @@ export function redisKeys(prefix: string, queue?: string) {
      * GET /v1/readings/{id} finds a reading that is not stored yet.
      */
     pending: (readingId: string) => `${tag}p:${packId(readingId)}`,
+    /** Both of a reading's names, its id packed once (the enqueue needs both per reading). */
+    readingKeys: (readingId: string) => {
+      const packed = packId(readingId);
+      return { pending: `${tag}p:${packed}`, idempotency: `${tag}i:${packed}` };
+    },
     /**
      * The idempotency record of a keyed reading, named by the reading's id (itself a digest of
      * the client and its key): these records are most of what Redis holds at a steady rate, so

@@ -92,8 +92,8 @@ local stalled = redis.call('XPENDING', stream, group, 'IDLE', minIdle, '-', '+',
 local claim, dead = {}, {}
 for _, p in ipairs(stalled) do
   if p[4] > maxStalled then
-    failJob(stream, KEYS[2], KEYS[3], group, p[1], ARGV[7], ARGV[6])
-    dead[#dead + 1] = p[1]
+    -- An entry already deleted (its job committed and half acknowledged) is only dropped, not reported.
+    if failJob(stream, KEYS[2], KEYS[3], group, p[1], ARGV[7], ARGV[6]) == 1 then dead[#dead + 1] = p[1] end
   else
     claim[#claim + 1] = p[1]
   end
@@ -125,14 +125,39 @@ return redis.call('XCLAIM', unpack(args))
 `;
 
 /**
- * A job the writer gave up on (its attempts ran out) moves to the failed set with the reason,
- * and leaves the stream in the same step.
+ * A writer stopping hands back jobs it holds but will not finish (one waiting out a retry
+ * backoff, or still unwritten when the drain runs out of time): their idle time is set to the
+ * lock, so the next reclaim of any writer takes them at once, and their delivery count is put
+ * back one, so that takeover is not counted as a stall. Only jobs still this writer's.
  *
- * KEYS: stream, failed, failedAt. ARGV: group, entry id, reason, now (ms). Returns 1 if the
- * job was still there to keep (0: another writer had already finished or failed it).
+ * KEYS: stream. ARGV: group, consumer, lock (ms), entry ids. Returns how many were handed back.
+ */
+export const RELEASE_SCRIPT = `#!lua flags=allow-oom
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local released = 0
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)[1]
+  if p and p[2] == consumer then
+    redis.call('XCLAIM', stream, group, consumer, 0, ARGV[i], 'IDLE', ARGV[3], 'RETRYCOUNT', math.max(p[4] - 1, 0), 'JUSTID')
+    released = released + 1
+  end
+end
+return released
+`;
+
+/**
+ * A job the writer gave up on (its attempts ran out) moves to the failed set with the reason,
+ * and leaves the stream in the same step; only while that writer still owns it. A job another
+ * writer has taken over (this one was quiet past the lock) is that writer's to finish: its
+ * attempt may well succeed, and failing the job under it would contradict the stored rows.
+ *
+ * KEYS: stream, failed, failedAt. ARGV: group, entry id, reason, now (ms), consumer. Returns 1
+ * if the job was moved, 0 if it was not this writer's any more (finished, failed or taken over).
  */
 export const FAIL_SCRIPT = `#!lua flags=allow-oom
 ${FAIL_JOB}
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
+if not p or p[2] ~= ARGV[5] then return 0 end
 return failJob(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 `;
 

@@ -11,11 +11,12 @@ import {
   type StoredNotice,
   WRITERS_GROUP,
 } from './queue.constants.js';
-import { ENQUEUE_SCRIPT, FAIL_SCRIPT, HEARTBEAT_SCRIPT, LOCATE_SCRIPT, RECLAIM_SCRIPT, TRIM_FAILED_SCRIPT } from './queue.scripts.js';
+import { ENQUEUE_SCRIPT, FAIL_SCRIPT, HEARTBEAT_SCRIPT, LOCATE_SCRIPT, RECLAIM_SCRIPT, RELEASE_SCRIPT, TRIM_FAILED_SCRIPT } from './queue.scripts.js';
 
 const ENQUEUE = new LuaScript(ENQUEUE_SCRIPT);
 const RECLAIM = new LuaScript(RECLAIM_SCRIPT);
 const HEARTBEAT = new LuaScript(HEARTBEAT_SCRIPT);
+const RELEASE = new LuaScript(RELEASE_SCRIPT);
 const FAIL = new LuaScript(FAIL_SCRIPT);
 const LOCATE = new LuaScript(LOCATE_SCRIPT);
 const TRIM_FAILED = new LuaScript(TRIM_FAILED_SCRIPT);
@@ -53,9 +54,13 @@ function entryOf([id, fields]: RawEntry): QueueEntry {
   return notify ? { id, readings, notify } : { id, readings };
 }
 
-/** The time Redis took a job, from its entry id (`<ms>-<seq>`). */
-export function entryTime(id: string): number {
-  return Number(id.slice(0, id.indexOf('-')));
+/** Ids per call of the scripts that take a list of jobs: well under Lua's limit on unpack (about 8,000). */
+const IDS_PER_CALL = 1_000;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 const isNoGroup = (err: unknown) => err instanceof Error && err.message.startsWith('NOGROUP');
@@ -88,21 +93,37 @@ export class ReadingsQueue {
     const keys: string[] = [this.keys.stream];
     const args: (string | number)[] = [idempotencyTtlSeconds, PENDING_MARKER_TTL_SECONDS];
     for (const { reading, fingerprint, notify } of items) {
-      const pending = this.keys.pending(reading.id);
-      keys.push(pending, fingerprint ? this.keys.idempotency(reading.id) : pending);
+      const { pending, idempotency } = this.keys.readingKeys(reading.id);
+      keys.push(pending, fingerprint ? idempotency : pending);
       args.push(fingerprint, JSON.stringify(reading), notify ? reading.id : '');
     }
     const [conflicts, jobId] = (await ENQUEUE.run(this.redis, keys, args)) as [number[], string];
     return jobId ? { conflicts: new Set(conflicts), jobId } : { conflicts: new Set(conflicts) };
   }
 
-  /** Creates the consumer group from the stream's start, so jobs added before any writer ran are read too. */
+  /**
+   * Creates the consumer group from the stream's start, so jobs added before any writer ran are
+   * read too. Looks first: at maxmemory Redis refuses XGROUP CREATE even when the group exists,
+   * and a writer (re)starting against a full Redis must still drain it.
+   */
   async ensureGroup(): Promise<void> {
+    if (await this.groupExists()) return;
     try {
       await this.redis.xgroup('CREATE', this.keys.stream, WRITERS_GROUP, '0', 'MKSTREAM');
     } catch (err) {
       if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
     }
+  }
+
+  private async groupExists(): Promise<boolean> {
+    let groups: unknown[][];
+    try {
+      groups = (await this.redis.xinfo('GROUPS', this.keys.stream)) as unknown[][];
+    } catch (err) {
+      if (err instanceof Error && /no such key/i.test(err.message)) return false;
+      throw err;
+    }
+    return groups.some((flat) => flat[flat.indexOf('name') + 1] === WRITERS_GROUP);
   }
 
   /**
@@ -133,9 +154,11 @@ export class ReadingsQueue {
     const pipeline = this.redis.pipeline();
     if (committedReadingIds.length) pipeline.unlink(...committedReadingIds.map((id) => this.keys.pending(id)));
     if (jobIds.length) {
-      // Acknowledged before deleted: an entry never sits in a writer's pending list without its content.
-      pipeline.xack(this.keys.stream, WRITERS_GROUP, ...jobIds);
+      // Deleted before acknowledged: cut between the two, an entry left pending without its
+      // content is dropped by the next reclaim; one acknowledged but not deleted would stay in the
+      // stream for good, behind the group's position, counted in the backlog.
       pipeline.xdel(this.keys.stream, ...jobIds);
+      pipeline.xack(this.keys.stream, WRITERS_GROUP, ...jobIds);
     }
     if (notices.length) pipeline.publish(channel, JSON.stringify(notices));
     const results = await pipeline.exec();
@@ -156,13 +179,21 @@ export class ReadingsQueue {
 
   /** Restarts the idle time of jobs `consumer` still owns; returns those it still owns. */
   async heartbeat(consumer: string, jobIds: readonly string[]): Promise<string[]> {
-    if (jobIds.length === 0) return [];
-    return (await HEARTBEAT.run(this.redis, [this.keys.stream], [WRITERS_GROUP, consumer, ...jobIds])) as string[];
+    const mine: string[] = [];
+    for (const ids of chunks(jobIds, IDS_PER_CALL)) mine.push(...((await HEARTBEAT.run(this.redis, [this.keys.stream], [WRITERS_GROUP, consumer, ...ids])) as string[]));
+    return mine;
   }
 
-  /** Moves a job to the failed set with `reason`; false when it had already left the stream. */
-  async fail(jobId: string, reason: string): Promise<boolean> {
-    return (await FAIL.run(this.redis, [this.keys.stream, this.keys.failed, this.keys.failedAt], [WRITERS_GROUP, jobId, reason, Date.now()])) === 1;
+  /** Hands back jobs `consumer` holds but will not finish, to be taken over at once without counting a stall; returns how many. */
+  async release(consumer: string, jobIds: readonly string[], lockMs: number): Promise<number> {
+    let released = 0;
+    for (const ids of chunks(jobIds, IDS_PER_CALL)) released += (await RELEASE.run(this.redis, [this.keys.stream], [WRITERS_GROUP, consumer, lockMs, ...ids])) as number;
+    return released;
+  }
+
+  /** Moves a job `consumer` holds to the failed set with `reason`; false when it is not that writer's any more (finished, failed, or taken over by another). */
+  async fail(consumer: string, jobId: string, reason: string): Promise<boolean> {
+    return (await FAIL.run(this.redis, [this.keys.stream, this.keys.failed, this.keys.failedAt], [WRITERS_GROUP, jobId, reason, Date.now(), consumer])) === 1;
   }
 
   /** Drops failed jobs past their retention, up to `limit`; returns how many. */
@@ -171,7 +202,7 @@ export class ReadingsQueue {
   }
 
   async locate(readingId: string): Promise<LocatedReading | undefined> {
-    const found = (await LOCATE.run(this.redis, [this.keys.pending(readingId), this.keys.stream, this.keys.failed], [])) as [string, string, string] | null;
+    const found = (await LOCATE.run(this.redis, [this.keys.readingKeys(readingId).pending, this.keys.stream, this.keys.failed], [])) as [string, string, string] | null;
     if (!found) return undefined;
     const [state, json, jobId] = found;
     if (state === 'queued') return { state, reading: (JSON.parse(json) as QueuedReading[]).find((r) => r.id === readingId), jobId };
@@ -184,12 +215,6 @@ export class ReadingsQueue {
     return this.redis.xlen(this.keys.stream);
   }
 
-  /** When Redis took the oldest job not yet committed, or undefined when there is none. */
-  async oldestJobTime(): Promise<number | undefined> {
-    const [first] = (await this.redis.xrange(this.keys.stream, '-', '+', 'COUNT', 1)) as RawEntry[];
-    return first ? entryTime(first[0]) : undefined;
-  }
-
   async counts(): Promise<QueueCounts> {
     const [length, pending, failed] = await Promise.all([
       this.redis.xlen(this.keys.stream),
@@ -200,7 +225,8 @@ export class ReadingsQueue {
       this.redis.hlen(this.keys.failed),
     ]);
     const active = Number(pending[0]);
-    return { waiting: length - active, active, failed };
+    // The two are read at once, not atomically: a read between them could make the difference negative.
+    return { waiting: Math.max(0, length - active), active, failed };
   }
 
   /** The failed set, oldest first, a page at a time. */

@@ -25,7 +25,7 @@ export function createProducerConnection(o: ConnectionOptions): Redis {
   });
 }
 
-/** Workers block on Redis by design: BullMQ requires maxRetriesPerRequest null. */
+/** Writers block on Redis by design (XREADGROUP … BLOCK) and wait out an outage rather than fail each command: no retry limit, reconnect for ever. */
 export function createWorkerConnection(o: ConnectionOptions): Redis {
   return new Redis(o.url, {
     connectionName: o.name,
@@ -45,7 +45,7 @@ export function createSubscriberConnection(o: ConnectionOptions): Redis {
 
 /**
  * A 202 promises the job survives a Redis restart: that needs the append-only file and a
- * policy that never evicts. BullMQ warns but does not refuse on a wrong policy; refuse here.
+ * policy that never evicts. Redis itself accepts either setting; refuse to start on the wrong one.
  * Returns the `appendfsync` policy: only `always` keeps every acknowledged job through a
  * `kill -9` of Redis (with `everysec` Redis postpones its AOF write while a background fsync
  * is slow, yet still replies), so the caller warns about any other value.

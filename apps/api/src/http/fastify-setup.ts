@@ -94,8 +94,8 @@ export function configureFastify(app: FastifyInstance, config: AppConfig, metric
       return;
     }
     // Waited too long in this replica before its turn came (a spike queues here): refused before
-    // its body is read, in microseconds, so the queue drains instead of growing. Steady load
-    // waits far less, so it is not refused.
+    // its body is read, in microseconds, so the queue drains instead of growing. A load the
+    // replica keeps up with waits far less; near saturation a small tail is refused too.
     const shedAfterMs = config.intake.shedQueueTimeMs;
     if (shedAfterMs > 0 && request.url.startsWith('/v1/')) {
       const waited = queuedForMs(request.headers['x-request-start'], Date.now());

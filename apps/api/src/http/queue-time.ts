@@ -4,8 +4,10 @@
  * (its `$msec`) on every request it passes, overwriting whatever a client sent.
  *
  * Undefined when there is no stamp (a request not from nginx) or the stamp makes no sense here
- * (in the future beyond clock noise, or older than a minute: clocks of different hosts apart),
- * so a bad clock can never turn into refusals.
+ * (more than a second in the future, or older than a minute: clocks of different hosts far
+ * apart). Within those bounds the two clocks are trusted: nginx and the replicas must keep time
+ * together (NTP) to well within SHED_QUEUE_TIME_MS, or a replica whose clock runs ahead refuses
+ * requests that did not wait.
  */
 export function queuedForMs(header: string | string[] | undefined, nowMs: number): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;

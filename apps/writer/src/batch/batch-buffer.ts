@@ -76,6 +76,11 @@ export class BatchBuffer {
     return this.waiting === 0 && this.inFlight === 0;
   }
 
+  /** A partial batch waits out `lingerMs` with nothing being written: more readings may still join it. */
+  get lingering(): boolean {
+    return this.timer !== undefined && this.inFlight === 0;
+  }
+
   /** Shutdown: write what is waiting now instead of after the linger. */
   flushPending(): void {
     this.draining = true;

@@ -62,6 +62,8 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
   private completion = { jobs: [] as string[], readings: [] as string[], notices: [] as StoredNotice[], scheduled: false };
   /** The completion round trip under way, which a drain waits for. */
   private completing: Promise<void> = Promise.resolve();
+  private reclaiming = false;
+  private heartbeating = false;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -119,7 +121,8 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     while (!this.stopping) {
       const room = this.config.writer.concurrency - this.held.size;
       // Jobs waiting out a retry backoff are held but not in the buffer: they do not stop the reads.
-      const idle = this.buffer.idle;
+      // A partial batch waiting out WRITER_LINGER_MS takes what arrives meanwhile (a blocking read).
+      const idle = this.buffer.idle || this.buffer.lingering;
       if (room <= 0 || (!idle && !backlog)) {
         // Woken when a batch settles or a job finishes; the timer only bounds the wait if a
         // wake-up were ever missed (a stall would otherwise last until the next one).
@@ -191,8 +194,9 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     job.attempts++;
     const reason = errorMessage(err);
     if (this.stopping) {
-      // Not retried here: it stays in Redis, unacknowledged, for another writer to take over.
+      // Not retried here: handed back for another writer to take over at once.
       this.held.delete(job.entry.id);
+      void this.release([job.entry.id]);
       return;
     }
     if (job.attempts < this.config.intake.jobAttempts) {
@@ -204,10 +208,12 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
       }, delayMs);
       return;
     }
-    void this.queue.fail(job.entry.id, reason).then(
-      (kept) => {
+    void this.queue.fail(this.consumer, job.entry.id, reason).then(
+      (moved) => {
         this.held.delete(job.entry.id);
-        this.logger.error({ jobId: job.entry.id, attemptsMade: job.attempts, readings: job.entry.readings.length, kept, err: reason }, 'job failed');
+        if (moved) this.logger.error({ jobId: job.entry.id, attemptsMade: job.attempts, readings: job.entry.readings.length, err: reason }, 'job failed');
+        // Finished, failed or taken over by another writer meanwhile: that writer decides its fate.
+        else this.logger.warn({ jobId: job.entry.id, attemptsMade: job.attempts, err: reason }, 'attempts ran out on a job this writer no longer holds; left to the writer that does');
         this.wakeReader();
       },
       (failErr: unknown) => {
@@ -231,12 +237,16 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     this.scheduleCompletion();
   }
 
-  /** At the end of this event-loop turn: the jobs a batch finished are acknowledged in one round trip with its markers. */
+  /**
+   * At the end of this event-loop turn: the jobs a batch finished are acknowledged in one round
+   * trip with its markers. Chained, so a drain that waits for the last one waits for every one
+   * before it (a failed one is sent again from inside its own link).
+   */
   private scheduleCompletion(): void {
     if (this.completion.scheduled) return;
     this.completion.scheduled = true;
     setImmediate(() => {
-      this.completing = this.sendCompletion();
+      this.completing = this.completing.then(() => this.sendCompletion());
     });
   }
 
@@ -244,21 +254,25 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     const { jobs, readings, notices } = this.completion;
     this.completion = { jobs: [], readings: [], notices: [], scheduled: false };
     if (jobs.length + readings.length + notices.length === 0) return;
-    try {
-      await this.queue.complete(jobs, readings, notices, this.storedChannel);
-    } catch (err) {
-      // The rows are committed. Until the acknowledgement lands the jobs stay in Redis (another
-      // writer may take them over and find every row stored); keep trying.
-      this.logger.warn({ err: errorMessage(err), jobs: jobs.length }, 'could not acknowledge committed jobs; retrying');
-      await sleep(1_000);
-      this.completion.jobs.push(...jobs);
-      this.completion.readings.push(...readings);
-      this.scheduleCompletion();
+    for (;;) {
+      try {
+        await this.queue.complete(jobs, readings, notices.splice(0), this.storedChannel);
+        return;
+      } catch (err) {
+        // The rows are committed. Until the acknowledgement lands the jobs stay in Redis (another
+        // writer may take them over and find every row stored); keep trying. Notices are not
+        // sent again: their clients have had their answer by then.
+        this.logger.warn({ err: errorMessage(err), jobs: jobs.length }, 'could not acknowledge committed jobs; retrying');
+        await sleep(1_000);
+      }
     }
   }
 
   /** Takes over jobs whose writer went quiet past the lock; moves jobs that stalled too often to the failed set. */
   private async reclaim(): Promise<void> {
+    // One at a time: on a slow or hung connection the timer must not stack calls that each claim for the same room.
+    if (this.reclaiming) return;
+    this.reclaiming = true;
     const w = this.config.writer;
     try {
       const room = w.concurrency - this.held.size;
@@ -275,6 +289,8 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
       }
     } catch (err) {
       this.logger.warn({ err: errorMessage(err) }, 'reclaim check failed');
+    } finally {
+      this.reclaiming = false;
     }
   }
 
@@ -282,7 +298,8 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
   private async heartbeat(): Promise<void> {
     const now = Date.now();
     const due = [...this.held.values()].filter((j) => !j.lost && now - j.since >= this.config.writer.lockDurationMs / 2);
-    if (due.length === 0) return;
+    if (due.length === 0 || this.heartbeating) return;
+    this.heartbeating = true;
     try {
       const mine = new Set(await this.queue.heartbeat(this.consumer, due.map((j) => j.entry.id)));
       for (const job of due) {
@@ -294,6 +311,19 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
       }
     } catch (err) {
       this.logger.warn({ err: errorMessage(err) }, 'heartbeat failed');
+    } finally {
+      this.heartbeating = false;
+    }
+  }
+
+  /** Hands jobs this writer will not finish back to the group, to be taken over at once without counting a stall (best effort: without it they come back after the lock). */
+  private async release(jobIds: string[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    try {
+      const released = await this.queue.release(this.consumer, jobIds, this.config.writer.lockDurationMs);
+      this.logger.info({ jobs: jobIds.length, released }, 'handed unfinished jobs back for another writer');
+    } catch (err) {
+      this.logger.warn({ err: errorMessage(err), jobs: jobIds.length }, 'could not hand jobs back; another writer takes them over after the lock');
     }
   }
 
@@ -307,13 +337,16 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     this.stopping = true;
     this.wakeReader();
     for (const t of this.timers) clearInterval(t);
-    // Jobs waiting out a retry backoff are not written now; they stay in Redis for another writer.
+    // Jobs waiting out a retry backoff are not written now: handed back for another writer.
+    const backingOff: string[] = [];
     for (const job of this.held.values()) {
       if (job.retry) {
         clearTimeout(job.retry);
         this.held.delete(job.entry.id);
+        backingOff.push(job.entry.id);
       }
     }
+    await this.release(backingOff);
     this.buffer.flushPending();
     const drained = (async () => {
       await this.reading;
@@ -327,9 +360,10 @@ export class StoreReadingsWorker implements OnApplicationBootstrap, BeforeApplic
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), this.config.writer.drainTimeoutMs).unref());
     const result = await Promise.race([drained.then(() => 'drained' as const), timeout]);
     if (result === 'timeout') {
-      // Whatever is still held stays in Redis, unacknowledged; another writer takes it over after
-      // the lock, and the idempotent insert makes that safe.
+      // Whatever is still held is handed back unacknowledged; another writer takes it over, and
+      // the idempotent insert makes that safe even for a batch that commits as this one exits.
       this.logger.warn({ heldJobs: this.held.size, bufferedReadings: this.buffer.pendingReadings }, 'drain timed out; unfinished jobs will be taken over by another writer');
+      await this.release([...this.held.keys()]);
     } else {
       this.logger.info('drained');
     }
