@@ -236,6 +236,10 @@ const appEnv = {
   // Locally every client is 127.0.0.1, so a per-client limit would throttle the whole machine
   // (and every load test); nginx's per-address limit_req still applies. Set RATE_LIMIT to try it.
   RATE_LIMIT: process.env.RATE_LIMIT ?? '10000000',
+  // nginx and the replicas share this machine's clock, and a replica that dies refuses
+  // connections at once, so nginx's stamp is the wait in the replica: a spike queued there is
+  // refused after 100 ms (docs/OPERATIONS.md, SHED_QUEUE_TIME_MS; off by default elsewhere).
+  SHED_QUEUE_TIME_MS: process.env.SHED_QUEUE_TIME_MS ?? '100',
 };
 
 log('applying migrations');

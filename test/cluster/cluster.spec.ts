@@ -161,6 +161,15 @@ describe('the native cluster: nginx over 3 API replicas and 2 writers', () => {
     expect(stored).toBe(true);
   }, 150_000);
 
+  it('has its replicas refuse a request that waited past 100 ms for its turn (npm start turns SHED_QUEUE_TIME_MS on)', async () => {
+    const replica = cluster.table().api[0]!.url;
+    const stampedAgo = (ms: number) => ({ 'x-request-start': `t=${((Date.now() - ms) / 1000).toFixed(3)}` });
+    const late = await postJson(`${replica}/v1/readings`, validReading(testRunPrefix('queue-time'), 1), stampedAgo(1_000));
+    expect(late.status).toBe(503);
+    expect(late.json.error.code).toBe('overloaded');
+    expect((await postJson(`${replica}/v1/readings`, validReading(testRunPrefix('queue-time'), 2), stampedAgo(0))).status).toBe(202);
+  });
+
   it('restarts nginx killed with SIGKILL', async () => {
     const before = cluster.table();
     process.kill(before.nginx.pid, 'SIGKILL');

@@ -37,6 +37,11 @@ describe('loadConfig: defaults', () => {
     expect(config.db.replicaUrl).toBeUndefined();
   });
 
+  it('leaves queue-time shedding off unless asked (npm start asks; a retry or a clock ahead would refuse healthy requests elsewhere)', () => {
+    expect(loadConfig({}).intake.shedQueueTimeMs).toBe(0);
+    expect(loadConfig({ SHED_QUEUE_TIME_MS: '100' }).intake.shedQueueTimeMs).toBe(100);
+  });
+
   it('keeps the statement timeout below the job lock by default', () => {
     expect(config.db.statementTimeoutMs).toBeLessThan(config.writer.lockDurationMs);
   });

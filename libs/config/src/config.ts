@@ -222,7 +222,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       batchLimit: r.int('BATCH_LIMIT', 1_000, 1, 100_000),
       highWaterJobs: r.int('QUEUE_HIGH_WATER_JOBS', 50_000, 1, 10_000_000),
       shedEventLoopDelayMs: r.int('SHED_EVENT_LOOP_DELAY_MS', 250, 0, 60_000),
-      shedQueueTimeMs: r.int('SHED_QUEUE_TIME_MS', 100, 0, 60_000),
+      // Off unless a deployment knows its clocks and its failover (npm start turns it on): nginx
+      // keeps a request's first stamp when it retries it on another replica after a connect
+      // timeout, and a replica whose clock runs ahead would refuse requests that did not wait.
+      shedQueueTimeMs: r.int('SHED_QUEUE_TIME_MS', 0, 0, 60_000),
       backlogPollMs: r.int('BACKLOG_POLL_MS', 500, 50, 60_000),
       coalesceMaxReadings: r.int('COALESCE_MAX_READINGS', 200, 1, 10_000),
       coalesceMaxBytes: r.int('COALESCE_MAX_BYTES', 1_048_576, 1_024, 67_108_864),
